@@ -1,0 +1,3 @@
+from perceptiongap.cli import main
+
+main()

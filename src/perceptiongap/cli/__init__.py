@@ -1,0 +1,52 @@
+"""The ``perceptiongap`` command: one sub-command per stage of the data flow, plus ``reproduce``.
+
+Each stage's commands live in their own module here and register themselves on :data:`app`.
+Heavy libraries (JAX, matplotlib, pydicom) are imported inside the commands, so that ``--help``
+stays fast. Bad input raises :class:`~perceptiongap.errors.InputError`, which :func:`main` prints
+as one line on stderr with exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from perceptiongap.errors import InputError
+
+app = typer.Typer(
+    name="perceptiongap",
+    help="Measure whether humans and machines use the same image features (Makino et al. 2022).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Each module adds its commands to `app` on import; the order is the order of the data flow.
+_STAGE_MODULES = ("perturb", "predict", "release", "fit", "report")
+
+
+def _register_stages() -> None:
+    import importlib
+
+    for name in _STAGE_MODULES:
+        try:
+            importlib.import_module(f"perceptiongap.cli.{name}")
+        except ModuleNotFoundError as error:
+            if error.name != f"perceptiongap.cli.{name}":
+                raise
+
+
+_register_stages()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    try:
+        app(args=argv, prog_name="perceptiongap")
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted: completed work was kept; re-run the same command to resume", file=sys.stderr)
+        sys.exit(130)
