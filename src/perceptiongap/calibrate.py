@@ -1,0 +1,270 @@
+"""Dirichlet calibration of network outputs (METHOD §4), binary case.
+
+For two classes Dirichlet calibration is a logistic regression on the features ``log p`` and
+``log(1 - p)`` of the predicted malignancy probability ``p`` (Kull et al., NeurIPS 2019). The L2
+strength is chosen by an internal stratified K-fold cross-validation that minimises the classwise
+expected calibration error of the out-of-fold predictions. The regressions solve scikit-learn's
+``LogisticRegression`` objective, all (C, fold) pairs at once by Newton's method: with three
+parameters that is about 10x faster than 170 separate scikit-learn fits per network. :class:`DirichletCalibrator` follows
+the scikit-learn estimator conventions (``fit``, ``predict_proba``, ``get_params``).
+
+:func:`calibrate_observations` applies it to the study data model: one calibration map per
+network (observer), fitted on validation Observations joined with their Cases labels
+(``malignant`` = 1, ``benign`` and ``nonbiopsied`` = 0) and applied to test Observations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.model_selection import StratifiedKFold
+
+from perceptiongap.errors import InputError
+
+#: The L2 strengths tried by default (scikit-learn's ``C`` = 1 / strength), strongest first.
+DEFAULT_CS: tuple[float, ...] = tuple(float(c) for c in np.logspace(-4, 4, 17))
+
+
+def classwise_ece(y_true: np.ndarray, proba: np.ndarray, n_bins: int = 15) -> float:
+    """Classwise expected calibration error (Kull et al. 2019) with equal-width bins.
+
+    ``y_true``: shape (n,), class indices 0..k-1. ``proba``: shape (n, k) of class probabilities,
+    or shape (n,) of the probability of class 1 in the binary case. For each class j the
+    probabilities ``proba[:, j]`` are put in ``n_bins`` equal-width bins on [0, 1]; the class's
+    error is ``sum_b |B_b| / n * |freq_b(y == j) - mean_b(proba[:, j])|``; the result is the mean
+    over classes.
+    """
+    y_true = np.asarray(y_true)
+    proba = np.asarray(proba, dtype=float)
+    if proba.ndim == 1:
+        proba = np.column_stack([1.0 - proba, proba])
+    n, k = proba.shape
+    if y_true.shape != (n,):
+        raise ValueError(f"y_true has shape {y_true.shape}, expected ({n},)")
+    # Bin index per (sample, class); a probability of exactly 1 belongs to the last bin.
+    bins = np.minimum((proba * n_bins).astype(int), n_bins - 1)
+    flat = bins + n_bins * np.arange(k)  # one block of bins per class
+    hits = (y_true[:, None] == np.arange(k)).astype(float)
+    size = np.bincount(flat.ravel(), minlength=k * n_bins)
+    hit_sum = np.bincount(flat.ravel(), weights=hits.ravel(), minlength=k * n_bins)
+    proba_sum = np.bincount(flat.ravel(), weights=proba.ravel(), minlength=k * n_bins)
+    # |sum(hits) - sum(proba)| / n is |B|/n * |freq - mean proba| without dividing by empty bins.
+    return float(np.abs(hit_sum - proba_sum).sum() / (n * k))
+
+
+def _log_features(p: np.ndarray, eps: float) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=float).ravel(), eps, 1.0 - eps)
+    return np.column_stack([np.log(p), np.log1p(-p)])
+
+
+def fit_logistic_l2(
+    features: np.ndarray, y: np.ndarray, C: np.ndarray, weights: np.ndarray, tol: float = 1e-10
+) -> np.ndarray:
+    """Many L2-penalised logistic regressions at once, by damped Newton steps.
+
+    Fit m minimises ``C[m] * sum_i weights[m, i] * logloss_i + |coef|^2 / 2`` (the objective of
+    scikit-learn's ``LogisticRegression(C=C[m])``; the intercept is not penalised). ``features``:
+    (n, d); ``y``: (n,) in {0, 1}; ``C``: (m,); ``weights``: (m, n), e.g. 0/1 masks of the
+    cross-validation folds. Returns (m, d + 1): the d weights, then the intercept. Vectorised
+    over fits because the calibration's cross-validation needs ``len(Cs) * n_folds`` of them.
+    """
+    design = np.column_stack([features, np.ones(len(y))])  # (n, d + 1)
+    m, d1 = len(C), design.shape[1]
+    penalty = np.ones(d1)
+    penalty[-1] = 0.0
+    C = np.asarray(C, dtype=float)[:, None]
+    sign = 2.0 * y - 1.0
+    outer = (design[:, :, None] * design[:, None, :]).reshape(len(y), d1 * d1)  # (n, (d+1)^2)
+
+    def objective(beta: np.ndarray) -> np.ndarray:
+        margin = (beta @ design.T) * sign  # (m, n)
+        # log sigmoid(margin), written out: scipy's log_expit is several times slower here.
+        log_likelihood = np.minimum(margin, 0.0) - np.log1p(np.exp(-np.abs(margin)))
+        return -C[:, 0] * (weights * log_likelihood).sum(axis=1) + 0.5 * (penalty * beta**2).sum(axis=1)
+
+    beta = np.zeros((m, d1))
+    value = objective(beta)
+    for _ in range(100):
+        prob = expit(beta @ design.T)  # (m, n)
+        gradient = C * ((weights * (prob - y)) @ design) + penalty * beta
+        curvature = C * weights * prob * (1.0 - prob)
+        hessian = (curvature @ outer).reshape(m, d1, d1) + np.diag(penalty + 1e-12)
+        step = np.linalg.solve(hessian, gradient[:, :, None])[:, :, 0]
+        # Halve the step of every fit whose objective would rise (far from the optimum Newton can overshoot).
+        scale = np.ones(m)
+        for _ in range(30):
+            candidate = beta - scale[:, None] * step
+            new_value = objective(candidate)
+            worse = new_value > value + 1e-12 * np.abs(value)
+            if not worse.any():
+                break
+            scale = np.where(worse, scale / 2, scale)
+        beta, value = candidate, np.minimum(new_value, value)
+        if np.max(np.abs(scale[:, None] * step)) < tol:
+            break
+    return beta
+
+
+class DirichletCalibrator(ClassifierMixin, BaseEstimator):
+    """Binary Dirichlet calibration: logistic regression on ``[log p, log(1 - p)]``.
+
+    Parameters
+    ----------
+    Cs
+        Inverse L2 strengths to choose from (scikit-learn's ``C``); the intercept is not penalised.
+    n_folds
+        Folds of the internal stratified cross-validation that picks ``C``.
+    n_bins
+        Equal-width bins of the classwise ECE minimised by the cross-validation.
+    eps
+        Probabilities are clipped to ``[eps, 1 - eps]`` before taking logs.
+    seed
+        Seed of the fold shuffle.
+
+    Attributes after :meth:`fit`: ``C_`` (the chosen C), ``cv_ece_`` (out-of-fold classwise ECE per
+    C, in the order of ``Cs``), ``coef_`` (shape (2,): weights of log p and log(1 - p)),
+    ``intercept_`` (float), ``classes_`` (``[0, 1]``).
+    """
+
+    def __init__(
+        self,
+        Cs: Sequence[float] = DEFAULT_CS,
+        n_folds: int = 10,
+        n_bins: int = 15,
+        eps: float = 1e-7,
+        seed: int = 0,
+    ):
+        self.Cs = Cs
+        self.n_folds = n_folds
+        self.n_bins = n_bins
+        self.eps = eps
+        self.seed = seed
+
+    def fit(self, p: np.ndarray, y: np.ndarray) -> DirichletCalibrator:
+        """Fit on predicted probabilities ``p`` (shape (n,)) and binary labels ``y`` (shape (n,))."""
+        features = _log_features(p, self.eps)
+        y = np.asarray(y).ravel().astype(int)
+        if features.shape[0] != y.shape[0]:
+            raise ValueError(f"p has {features.shape[0]} values but y has {y.shape[0]}")
+        if not np.isin(y, (0, 1)).all():
+            raise ValueError("y must be 0 or 1")
+        counts = np.bincount(y, minlength=2)
+        if counts.min() < self.n_folds:
+            raise ValueError(
+                f"need at least {self.n_folds} examples of each class for {self.n_folds}-fold "
+                f"cross-validation, got {counts[0]} negatives and {counts[1]} positives"
+            )
+        folds = StratifiedKFold(self.n_folds, shuffle=True, random_state=self.seed)
+        fold_of = np.empty(y.shape[0], dtype=int)
+        for fold, (_, held_out) in enumerate(folds.split(features, y)):
+            fold_of[held_out] = fold
+        Cs = np.asarray(self.Cs, dtype=float)
+        # One fit per (C, fold), all at once: rows of `train` are the folds' training masks.
+        train = (fold_of[None, :] != np.arange(self.n_folds)[:, None]).astype(float)  # (folds, n)
+        beta = fit_logistic_l2(features, y, np.repeat(Cs, self.n_folds), np.tile(train, (len(Cs), 1)))
+        beta = beta.reshape(len(Cs), self.n_folds, -1)
+        logits = np.einsum("cfd,nd->cfn", beta[..., :-1], features) + beta[..., -1:]
+        # Each example's out-of-fold logit comes from the fit that did not see it.
+        out_of_fold = expit(logits[:, fold_of, np.arange(y.shape[0])])  # (Cs, n)
+        self.cv_ece_ = np.array([classwise_ece(y, p_c, self.n_bins) for p_c in out_of_fold])
+        # np.argmin keeps the first minimum: the strongest regularisation among ties.
+        self.C_ = float(Cs[int(np.argmin(self.cv_ece_))])
+        beta = fit_logistic_l2(features, y, np.array([self.C_]), np.ones((1, y.shape[0])))[0]
+        self.coef_ = beta[:-1].copy()
+        self.intercept_ = float(beta[-1])
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def decision_function(self, p: np.ndarray) -> np.ndarray:
+        """Calibrated logit, shape (n,)."""
+        return _log_features(p, self.eps) @ self.coef_ + self.intercept_
+
+    def predict_proba(self, p: np.ndarray) -> np.ndarray:
+        """Calibrated class probabilities, shape (n, 2); column 1 is the malignancy probability."""
+        positive = expit(self.decision_function(p))
+        return np.column_stack([1.0 - positive, positive])
+
+    def predict(self, p: np.ndarray) -> np.ndarray:
+        """Calibrated class (0 or 1) by the 0.5 threshold, shape (n,)."""
+        return (self.decision_function(p) > 0).astype(int)
+
+
+# ---------------------------------------------------------------------------------------------
+# Calibration of Observations tables
+
+
+CALIBRATION_KEYS = ("observer", "observer_group")
+
+
+def labels_for(observations: pd.DataFrame, cases: pd.DataFrame, source: str) -> np.ndarray:
+    """Binary label (malignant = 1) of each observation's breast; InputError if a breast is unknown."""
+    label = pd.Series(cases["label"].to_numpy(), index=pd.MultiIndex.from_frame(cases[["exam", "breast"]]))
+    keys = pd.MultiIndex.from_frame(observations[["exam", "breast"]])
+    found = keys.isin(label.index)
+    if not found.all():
+        row = int(np.flatnonzero(~found)[0])
+        raise InputError(
+            f"row {row + 1}: exam {observations['exam'].iloc[row]!r} breast "
+            f"{observations['breast'].iloc[row]!r} has no label in the cases file",
+            source=source,
+        )
+    return (label.reindex(keys).to_numpy() == "malignant").astype(int)
+
+
+def calibrate_observations(
+    validation: pd.DataFrame,
+    validation_cases: pd.DataFrame,
+    test: pd.DataFrame,
+    *,
+    by: str = "observer",
+    unperturbed_only: bool = False,
+    seed: int = 0,
+    validation_source: str = "validation",
+    test_source: str = "test",
+    **calibrator_params,
+) -> tuple[pd.DataFrame, dict[tuple[str, ...], DirichletCalibrator]]:
+    """Fit one calibration map per ``by`` unit on ``validation`` and apply it to ``test``.
+
+    ``by`` is ``"observer"`` (one map per trained network: the default, since each network is
+    miscalibrated in its own way) or ``"observer_group"`` (one map shared by the group). A unit is
+    identified together with its group, so two groups may reuse observer names. Only machine rows
+    are calibrated; human rows of ``test`` pass through unchanged and those of ``validation`` are
+    ignored. With ``unperturbed_only`` the maps are fitted on the severity-0, entire-image rows only.
+    Returns the calibrated test Observations (same rows and order) and the fitted maps by unit.
+    """
+    if by not in CALIBRATION_KEYS:
+        raise ValueError(f"by must be one of {CALIBRATION_KEYS}, got {by!r}")
+    unit = ["observer_group", "observer"] if by == "observer" else ["observer_group"]
+    fit_rows = validation[validation["observer_kind"] == "machine"]
+    if unperturbed_only:
+        fit_rows = fit_rows[(fit_rows["severity_mm"] == 0) & (fit_rows["scheme"] == "entire")]
+    if fit_rows.empty:
+        raise InputError("no machine observations to fit a calibration map on", source=validation_source)
+    y = labels_for(fit_rows, validation_cases, validation_source)
+
+    maps: dict[tuple[str, ...], DirichletCalibrator] = {}
+    for key, index in fit_rows.groupby(unit, sort=True).indices.items():
+        key = key if isinstance(key, tuple) else (key,)
+        name = ", ".join(f"{column}={value!r}" for column, value in zip(unit, key))
+        try:
+            maps[key] = DirichletCalibrator(seed=seed, **calibrator_params).fit(
+                fit_rows["prediction"].to_numpy()[index], y[index]
+            )
+        except ValueError as error:
+            raise InputError(f"cannot calibrate {name}: {error}", source=validation_source) from error
+
+    calibrated = test.copy()
+    machine = (test["observer_kind"] == "machine").to_numpy()
+    for key, index in test[machine].groupby(unit, sort=True).indices.items():
+        key = key if isinstance(key, tuple) else (key,)
+        if key not in maps:
+            name = ", ".join(f"{column}={value!r}" for column, value in zip(unit, key))
+            raise InputError(f"{name} has no validation observations to calibrate with", source=test_source)
+        rows = np.flatnonzero(machine)[index]
+        column = calibrated.columns.get_loc("prediction")
+        calibrated.iloc[rows, column] = maps[key].predict_proba(test["prediction"].to_numpy()[rows])[:, 1]
+    return calibrated, maps
