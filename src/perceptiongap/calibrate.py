@@ -16,6 +16,7 @@ network (observer), fitted on validation Observations joined with their Cases la
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -268,3 +269,57 @@ def calibrate_observations(
         column = calibrated.columns.get_loc("prediction")
         calibrated.iloc[rows, column] = maps[key].predict_proba(test["prediction"].to_numpy()[rows])[:, 1]
     return calibrated, maps
+
+
+# ---------------------------------------------------------------------------------------------
+# Reliability diagram
+
+
+def reliability_curve(y_true: np.ndarray, p: np.ndarray, n_bins: int = 15) -> tuple[np.ndarray, ...]:
+    """Per non-empty equal-width bin of ``p``: mean predicted probability, observed frequency of
+    class 1 and number of predictions (three arrays of the same length)."""
+    p = np.asarray(p, dtype=float)
+    bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
+    count = np.bincount(bins, minlength=n_bins)
+    used = count > 0
+    mean_p = np.bincount(bins, weights=p, minlength=n_bins)[used] / count[used]
+    frequency = np.bincount(bins, weights=np.asarray(y_true, dtype=float), minlength=n_bins)[used] / count[used]
+    return mean_p, frequency, count[used]
+
+
+def plot_reliability(
+    panels: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]], path: str | Path, n_bins: int = 15
+) -> list[Path]:
+    """Reliability diagram before and after calibration, one panel per ``(title, y, p_before,
+    p_after)``, classwise ECE in the legends. Writes ``path`` as PNG and its ``.svg`` sibling
+    (atomically); returns both paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from perceptiongap.files import atomic_path
+
+    columns = min(len(panels), 3)
+    rows = -(-len(panels) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 4.2 * rows), squeeze=False)
+    for axis, (title, y, before, after) in zip(axes.ravel(), panels):
+        axis.plot([0, 1], [0, 1], color="0.6", linestyle=":", linewidth=1, label="perfect calibration")
+        for p, name, style in ((before, "before", dict(color="0.45", marker="s")), (after, "after", dict(color="C0", marker="o"))):
+            mean_p, frequency, _ = reliability_curve(y, p, n_bins)
+            ece = classwise_ece(y, p, n_bins)
+            axis.plot(mean_p, frequency, linewidth=1.5, markersize=4, label=f"{name} (classwise ECE {ece:.3f})", **style)
+        axis.set(xlim=(0, 1), ylim=(0, 1), aspect="equal", title=title,
+                 xlabel="predicted probability of malignancy", ylabel="observed frequency of malignancy")
+        axis.legend(loc="upper left", fontsize=8, frameon=False)
+    for axis in axes.ravel()[len(panels):]:
+        axis.set_visible(False)
+    figure.tight_layout()
+    path = Path(path)
+    written = []
+    for target in (path.with_suffix(".png"), path.with_suffix(".svg")):
+        with atomic_path(target) as tmp:
+            figure.savefig(tmp, format=target.suffix[1:], dpi=150)
+        written.append(target)
+    plt.close(figure)
+    return written

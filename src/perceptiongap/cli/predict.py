@@ -1,0 +1,121 @@
+"""``perceptiongap predict`` (a network over every perturbation) and ``perceptiongap calibrate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from perceptiongap.cli import app
+from perceptiongap.errors import InputError
+
+PAPER_CUTOFFS = "6,4.5,3,2,1.5,1,0.5,0.25"
+
+
+def _numbers(text: str, option: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise InputError(f"{text!r} is not a comma-separated list of numbers", source=option) from None
+
+
+@app.command("predict")
+def predict_command(
+    model: Annotated[str, typer.Option(help="The network: 'package.module:function' or 'package.module:Class'.")],
+    exams: Annotated[Path, typer.Option(help="CSV, one row per image: exam, view (L-CC, L-MLO, R-CC, R-MLO), path, optional pixel_mm.")],
+    observer_group: Annotated[str, typer.Option(help="Observer group of the rows, e.g. 'gmic'.")],
+    out: Annotated[Path, typer.Option(help="Observations to write (.parquet or .csv).")],
+    observer: Annotated[str | None, typer.Option(help="Observer of the rows, e.g. the training seed [default: the model spec].")] = None,
+    cutoffs_per_mm: Annotated[str, typer.Option(help="Gaussian cut-offs in cycles/mm, comma-separated; the unperturbed image is always added.")] = PAPER_CUTOFFS,
+    rois: Annotated[Path | None, typer.Option(help="ROI boxes per (exam, view, annotator), for the ROI schemes.")] = None,
+    schemes: Annotated[str, typer.Option(help="Comma-separated: entire, roi_interior, roi_exterior.")] = "entire",
+    batch_size: Annotated[int, typer.Option(help="Perturbed exams per call of the network.")] = 8,
+    workers: Annotated[int, typer.Option(help="Local worker processes.")] = 1,
+    cluster: Annotated[str | None, typer.Option(help="Dask: 'local:N' for a local cluster of N processes, or a scheduler address 'tcp://HOST:PORT'.")] = None,
+    pixel_mm: Annotated[float | None, typer.Option(help="Pixel spacing in mm of images without one (PNG), unless EXAMS gives pixel_mm.")] = None,
+    variant: Annotated[str, typer.Option(help="Low-pass filter: 'physical' (cycles/mm on the breast) or 'release' (the authors' code).")] = "physical",
+    force: Annotated[bool, typer.Option("--force", help="Overwrite OUT and discard an unfinished run's rows.")] = False,
+    flush_seconds: Annotated[float, typer.Option(hidden=True, help="Write finished rows to disk at least this often.")] = 10.0,
+) -> None:
+    """Run a network over every exam at every severity (and scheme); resumable; local or Dask."""
+    from perceptiongap.predict import predict
+
+    table = predict(
+        model,
+        exams,
+        observer_group,
+        out,
+        observer=observer,
+        cutoffs_per_mm=_numbers(cutoffs_per_mm, "--cutoffs-per-mm"),
+        rois=rois,
+        schemes=[s.strip() for s in schemes.split(",") if s.strip()],
+        batch_size=batch_size,
+        workers=workers,
+        cluster=cluster,
+        pixel_mm=pixel_mm,
+        variant=variant,
+        force=force,
+        flush_seconds=flush_seconds,
+    )
+    typer.echo(f"wrote {len(table)} observations to {out}")
+
+
+@app.command("calibrate")
+def calibrate_command(
+    validation: Annotated[Path, typer.Option(help="Validation Observations to fit the calibration on.")],
+    validation_cases: Annotated[Path, typer.Option(help="Cases (labels) of the validation exams.")],
+    test: Annotated[Path, typer.Option(help="Test Observations to calibrate.")],
+    out: Annotated[Path, typer.Option(help="Calibrated test Observations to write (.parquet or .csv).")],
+    cases: Annotated[Path | None, typer.Option(help="Cases of the test exams (needed for --figure).")] = None,
+    figure: Annotated[Path | None, typer.Option(help="Reliability diagram on the test set, written as PNG and SVG.")] = None,
+    by: Annotated[str, typer.Option(help="One calibration map per 'observer' (each trained network) or per 'observer_group'.")] = "observer",
+    unperturbed_only: Annotated[bool, typer.Option("--unperturbed-only", help="Fit on the severity-0, entire-image validation rows only.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the cross-validation folds.")] = 0,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite OUT and the figure.")] = False,
+) -> None:
+    """Dirichlet-calibrate network predictions: fit on validation, apply to test (METHOD §4)."""
+    import numpy as np
+
+    from perceptiongap.calibrate import calibrate_observations, labels_for, plot_reliability
+    from perceptiongap.study import check_observations_have_cases, read_cases, read_observations, write_table
+
+    if by not in ("observer", "observer_group"):
+        raise InputError(f"{by!r} is not 'observer' or 'observer_group'", source="--by")
+    if figure is not None and cases is None:
+        raise InputError("a reliability diagram needs the test labels: pass --cases", source="--figure")
+    targets = [out] + ([figure.with_suffix(".png"), figure.with_suffix(".svg")] if figure is not None else [])
+    for target in targets:
+        if target.exists() and not force:
+            raise InputError("exists; pass --force to overwrite it", source=target)
+
+    validation_table = read_observations(validation)
+    validation_labels = read_cases(validation_cases)
+    test_table = read_observations(test)
+    calibrated, maps = calibrate_observations(
+        validation_table, validation_labels, test_table, by=by, unperturbed_only=unperturbed_only, seed=seed,
+        validation_source=str(validation), test_source=str(test),
+    )
+    write_table(calibrated, out)
+    for key, calibrator in maps.items():
+        typer.echo(
+            f"{'/'.join(key)}: C = {calibrator.C_:.3g}, logit = {calibrator.coef_[0]:.3f} log p "
+            f"+ {calibrator.coef_[1]:.3f} log(1 - p) + {calibrator.intercept_:.3f}"
+        )
+    typer.echo(f"wrote {len(calibrated)} calibrated observations to {out}")
+
+    if figure is not None:
+        test_cases = read_cases(cases)
+        check_observations_have_cases(test_table, test_cases, source=test)
+        machine = (test_table["observer_kind"] == "machine").to_numpy()
+        clean = machine & (test_table["severity_mm"] == 0).to_numpy() & (test_table["scheme"] == "entire").to_numpy()
+        rows = clean if clean.any() else machine
+        which = "unperturbed test images" if clean.any() else "all test predictions"
+        panels = []
+        for group in sorted(test_table.loc[rows, "observer_group"].unique()):
+            index = np.flatnonzero(rows & (test_table["observer_group"] == group).to_numpy())
+            y = labels_for(test_table.iloc[index], test_cases, str(cases))
+            panels.append((f"{group} ({which})", y, test_table["prediction"].to_numpy()[index],
+                           calibrated["prediction"].to_numpy()[index]))
+        for path in plot_reliability(panels, figure):
+            typer.echo(f"wrote {path}")

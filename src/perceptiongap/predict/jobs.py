@@ -1,0 +1,296 @@
+"""The work of a prediction run: which (exam, scheme, annotator) jobs exist, and how one is done.
+
+A *job* is one exam under one perturbation scheme (and, for the ROI schemes, one annotator's
+boxes), predicted at every severity. Jobs of the same exam are grouped into one *task*, the unit
+sent to a worker: the task reads the exam's four views once, low-pass filters each view once for
+all cut-offs (one forward FFT), composites the ROI schemes from those filtered stacks, and feeds
+the perturbed exams to the network in batches. Only one task's filtered stacks and one batch of
+perturbed exams are in memory at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from perceptiongap.errors import InputError
+from perceptiongap.predict import _perturb_shim as engine
+from perceptiongap.predict.plugin import VIEWS, Exam, call_model, load_model
+from perceptiongap.severities import severity_mm
+from perceptiongap.study import SCHEMES
+
+#: Columns of the rows a task returns (the per-prediction part of an Observations row).
+TASK_COLUMNS = ("exam", "breast", "severity_mm", "scheme", "annotator", "prediction")
+
+
+@dataclass(frozen=True)
+class ExamImages:
+    """The four image files of one exam, in the order of ``VIEWS``, with optional pixel spacings."""
+
+    exam: str
+    paths: tuple[str, ...]
+    pixel_mm: tuple[float | None, ...]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One exam under one scheme (and one annotator's ROIs for the ROI schemes), all severities."""
+
+    exam: str
+    scheme: str
+    annotator: str = ""
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.exam, self.scheme, self.annotator)
+
+
+@dataclass(frozen=True)
+class Task:
+    """The jobs of one exam that are still to do, and what a worker needs to do them."""
+
+    images: ExamImages
+    jobs: tuple[Job, ...]
+    cutoffs_per_mm: tuple[float, ...]
+    variant: str = "physical"
+    #: (annotator, view) -> ROI boxes of shape (k, 4) in pixels, for this exam's ROI jobs.
+    boxes: Mapping[tuple[str, str], np.ndarray] = field(default_factory=dict)
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (identifies the inputs of a run, so that a resume can check them)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_exams(path: str | Path, pixel_mm: float | None = None) -> list[ExamImages]:
+    """Read ``EXAMS.csv``: one row per image, columns ``exam, view, path`` and optional ``pixel_mm``.
+
+    Relative paths are relative to the CSV's folder. Every exam needs each of the four views
+    exactly once. ``pixel_mm`` (the column, else the argument) is required for PNG files; DICOM
+    files carry their own spacing. Returns the exams in order of first appearance.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("no such file", source=path)
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except Exception as error:  # pandas raises several types for unreadable CSV
+        raise InputError(f"cannot read CSV: {str(error).strip().splitlines()[0]}", source=path) from None
+    missing = [c for c in ("exam", "view", "path") if c not in table.columns]
+    if missing:
+        raise InputError(f"missing column(s) {', '.join(repr(c) for c in missing)}", source=path)
+    if table.empty:
+        raise InputError("no rows", source=path)
+    table = table.apply(lambda column: column.str.strip())
+    for column in ("exam", "path"):
+        empty = (table[column] == "").to_numpy()
+        if empty.any():
+            raise InputError(f"column {column!r}, row {int(np.flatnonzero(empty)[0]) + 1}: empty value", source=path)
+    bad_view = ~table["view"].isin(VIEWS).to_numpy()
+    if bad_view.any():
+        row = int(np.flatnonzero(bad_view)[0])
+        raise InputError(
+            f"column 'view', row {row + 1}: {table['view'].iloc[row]!r} is not one of {', '.join(VIEWS)}", source=path
+        )
+    duplicated = table.duplicated(["exam", "view"]).to_numpy()
+    if duplicated.any():
+        row = int(np.flatnonzero(duplicated)[0])
+        raise InputError(
+            f"row {row + 1}: exam {table['exam'].iloc[row]!r} has view {table['view'].iloc[row]} twice", source=path
+        )
+
+    spacing = np.full(len(table), np.nan if pixel_mm is None else float(pixel_mm))
+    if "pixel_mm" in table.columns:
+        given = table["pixel_mm"] != ""
+        values = pd.to_numeric(table["pixel_mm"].where(given, "nan"), errors="coerce").to_numpy()
+        bad = given.to_numpy() & ~(np.isfinite(values) & (values > 0))
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise InputError(
+                f"column 'pixel_mm', row {row + 1}: {table['pixel_mm'].iloc[row]!r} is not a positive number of mm",
+                source=path,
+            )
+        spacing = np.where(given, values, spacing)
+
+    resolved = []
+    for row, (text, mm) in enumerate(zip(table["path"], spacing)):
+        image_path = Path(text) if Path(text).is_absolute() else path.parent / text
+        if not image_path.is_file():
+            raise InputError(f"column 'path', row {row + 1}: no such file {str(image_path)!r}", source=path)
+        if np.isnan(mm) and image_path.suffix.lower() not in ("", ".dcm", ".dicom"):
+            raise InputError(
+                f"row {row + 1}: {image_path.name} has no pixel spacing; add a 'pixel_mm' column or pass --pixel-mm",
+                source=path,
+            )
+        resolved.append(str(image_path))
+    table["resolved"] = resolved
+    table["spacing"] = spacing
+
+    exams = []
+    for exam, rows in table.groupby("exam", sort=False):
+        absent = [view for view in VIEWS if view not in set(rows["view"])]
+        if absent:
+            raise InputError(f"exam {exam!r} lacks view(s) {', '.join(absent)}", source=path)
+        by_view = rows.set_index("view")
+        exams.append(
+            ExamImages(
+                exam=str(exam),
+                paths=tuple(str(by_view.at[view, "resolved"]) for view in VIEWS),
+                pixel_mm=tuple(
+                    None if np.isnan(by_view.at[view, "spacing"]) else float(by_view.at[view, "spacing"])
+                    for view in VIEWS
+                ),
+            )
+        )
+    return exams
+
+
+def read_boxes(path: str | Path) -> dict[str, dict[tuple[str, str], np.ndarray]]:
+    """ROI boxes by exam, then by (annotator, view): arrays of shape (k, 4)."""
+    rois = engine.read_rois(path)
+    boxes: dict[str, dict[tuple[str, str], np.ndarray]] = {}
+    for (exam, annotator, view), rows in rois.groupby(["exam", "annotator", "view"], sort=False):
+        boxes.setdefault(str(exam), {})[(str(annotator), str(view))] = rows[["x0", "y0", "x1", "y1"]].to_numpy()
+    return boxes
+
+
+def make_jobs(
+    exams: Sequence[ExamImages],
+    schemes: Sequence[str],
+    boxes: Mapping[str, Mapping[tuple[str, str], np.ndarray]] | None = None,
+    source: str = "--rois",
+) -> list[Job]:
+    """Every job of a run, in a fixed order: exams as given; per exam the schemes in ``SCHEMES``
+    order; for the ROI schemes, one job per annotator who drew boxes on that exam (sorted)."""
+    unknown = [s for s in schemes if s not in SCHEMES]
+    if unknown:
+        raise InputError(f"unknown scheme(s) {', '.join(unknown)}; choose from {', '.join(SCHEMES)}", source="--schemes")
+    roi_schemes = [s for s in SCHEMES if s in schemes and s != "entire"]
+    if roi_schemes and boxes is None:
+        raise InputError(f"scheme(s) {', '.join(roi_schemes)} need ROI boxes: pass --rois FILE", source="--schemes")
+    boxes = boxes or {}
+    if roi_schemes and not any(exam.exam in boxes for exam in exams):
+        raise InputError("no ROI box belongs to an exam of the exams file", source=source)
+    jobs = []
+    for exam in exams:
+        if "entire" in schemes:
+            jobs.append(Job(exam.exam, "entire"))
+        annotators = sorted({annotator for annotator, _ in boxes.get(exam.exam, {})})
+        jobs.extend(Job(exam.exam, scheme, annotator) for scheme in roi_schemes for annotator in annotators)
+    return jobs
+
+
+def make_tasks(
+    exams: Sequence[ExamImages],
+    jobs: Sequence[Job],
+    cutoffs_per_mm: Sequence[float],
+    *,
+    variant: str = "physical",
+    boxes: Mapping[str, Mapping[tuple[str, str], np.ndarray]] | None = None,
+    done: set[tuple[str, str, str]] = frozenset(),
+) -> list[Task]:
+    """Group the jobs not in ``done`` by exam, one task per exam that has any left."""
+    boxes = boxes or {}
+    pending: dict[str, list[Job]] = {}
+    for job in jobs:
+        if job.key not in done:
+            pending.setdefault(job.exam, []).append(job)
+    return [
+        Task(
+            images=exam,
+            jobs=tuple(pending[exam.exam]),
+            cutoffs_per_mm=tuple(cutoffs_per_mm),
+            variant=variant,
+            boxes=dict(boxes.get(exam.exam, {})),
+        )
+        for exam in exams
+        if exam.exam in pending
+    ]
+
+
+def _describe(job: Job, cutoff: float) -> str:
+    where = job.scheme + (f" of annotator {job.annotator!r}" if job.annotator else "")
+    return f"exam {job.exam!r} at {severity_mm(cutoff)} mm ({where})"
+
+
+def perturbed_exams(task: Task) -> Iterator[tuple[Job, float, Exam]]:
+    """Yield ``(job, cutoff, exam)`` for every job of the task and every cut-off (inf = unperturbed).
+
+    Each view is read once and filtered once for all finite cut-offs; the ROI schemes take the
+    filtered pixels inside (interior) or outside (exterior) the union of the annotator's boxes and
+    the original pixels elsewhere.
+    """
+    originals, spacings, stacks = {}, {}, {}
+    finite = [c for c in task.cutoffs_per_mm if math.isfinite(c)]
+    for view, path, pixel_mm in zip(VIEWS, task.images.paths, task.images.pixel_mm):
+        image, spacing = engine.read_image(path, pixel_mm)
+        originals[view], spacings[view] = image.astype(np.float32), spacing
+        stacks[view] = engine.lowpass(image, spacing, finite, variant=task.variant) if finite else None
+    for job in task.jobs:
+        masks = {}
+        if job.scheme != "entire":
+            for view in VIEWS:
+                boxes = task.boxes.get((job.annotator, view), np.empty((0, 4)))
+                masks[view] = engine.roi_mask(originals[view].shape, boxes)
+        for cutoff in task.cutoffs_per_mm:
+            exam = {}
+            for view in VIEWS:
+                if not math.isfinite(cutoff):
+                    image = originals[view]
+                else:
+                    filtered = stacks[view][finite.index(cutoff)].astype(np.float32, copy=False)
+                    if job.scheme == "entire":
+                        image = filtered
+                    elif job.scheme == "roi_interior":
+                        image = np.where(masks[view], filtered, originals[view])
+                    else:
+                        image = np.where(masks[view], originals[view], filtered)
+                exam[view] = (image, spacings[view])
+            yield job, cutoff, exam
+
+
+_MODELS: dict[str, object] = {}
+
+
+def cached_model(spec: str):
+    """The network named ``spec``, loaded once per process (a class is instantiated once)."""
+    if spec not in _MODELS:
+        _MODELS[spec] = load_model(spec)
+    return _MODELS[spec]
+
+
+def run_task(task: Task, model_spec: str, batch_size: int) -> pd.DataFrame:
+    """Predict every job of ``task`` at every cut-off; rows with columns ``TASK_COLUMNS``.
+
+    Rows come in job order, then cut-off order, then breast (L, R). The network sees batches of
+    up to ``batch_size`` perturbed exams; a bad output raises InputError naming the exam.
+    """
+    model = cached_model(model_spec)
+    rows: list[tuple] = []
+    batch: list[tuple[Job, float, Exam]] = []
+
+    def flush() -> None:
+        labels = [_describe(job, cutoff) for job, cutoff, _ in batch]
+        probabilities = call_model(model, [exam for _, _, exam in batch], labels, model_spec)
+        for (job, cutoff, _), pair in zip(batch, probabilities):
+            for breast, prediction in zip(("L", "R"), pair):
+                rows.append((job.exam, breast, severity_mm(cutoff), job.scheme, job.annotator, float(prediction)))
+        batch.clear()
+
+    for item in perturbed_exams(task):
+        batch.append(item)
+        if len(batch) == batch_size:
+            flush()
+    if batch:
+        flush()
+    return pd.DataFrame(rows, columns=list(TASK_COLUMNS))

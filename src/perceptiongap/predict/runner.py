@@ -1,0 +1,330 @@
+"""Run a network over every exam x severity x scheme: in this process, a process pool, or Dask.
+
+:func:`predict` is the whole ``perceptiongap predict`` command as a function: it lists the jobs,
+skips those an earlier (interrupted) run completed, sends one task per exam to the workers,
+appends the finished rows durably as they come back, and consolidates them into Observations.
+Results come back in completion order; the consolidated table is sorted, so a run on one worker,
+on N processes or on a Dask cluster, interrupted or not, gives the same file.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+
+from perceptiongap.errors import InputError
+from perceptiongap.predict.jobs import (
+    Task,
+    cached_model,
+    file_digest,
+    make_jobs,
+    make_tasks,
+    read_boxes,
+    read_exams,
+    run_task,
+)
+from perceptiongap.predict.plugin import load_model
+from perceptiongap.predict.store import ObservationStore
+from perceptiongap.severities import PAPER_CUTOFFS_PER_MM, severity_mm
+
+TaskFunction = Callable[[Task], pd.DataFrame]
+
+
+# ---------------------------------------------------------------------------------------------
+# Executors: each yields (task, rows) as tasks finish, keeping a bounded number in flight so that
+# a huge exam list never sits in memory as futures.
+
+
+def run_in_process(tasks: Iterable[Task], function: TaskFunction) -> Iterator[tuple[Task, pd.DataFrame]]:
+    """One worker: the tasks one after another in this process."""
+    for task in tasks:
+        yield task, function(task)
+
+
+def run_in_pool(
+    tasks: Iterable[Task], function: TaskFunction, workers: int, in_flight: int | None = None
+) -> Iterator[tuple[Task, pd.DataFrame]]:
+    """``workers`` local processes (started with ``spawn``, so that nothing of this process's
+    threads or open files is inherited)."""
+    import concurrent.futures as cf
+    import multiprocessing
+
+    in_flight = in_flight or 2 * workers
+    pending = iter(tasks)
+    with cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        running: dict[cf.Future, Task] = {}
+        try:
+            for task in pending:
+                running[pool.submit(function, task)] = task
+                if len(running) >= in_flight:
+                    break
+            while running:
+                done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+                for future in done:
+                    task = running.pop(future)
+                    yield task, future.result()
+                    following = next(pending, None)
+                    if following is not None:
+                        running[pool.submit(function, following)] = following
+        finally:
+            for future in running:
+                future.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextmanager
+def dask_client(address: str):
+    """A dask.distributed Client for ``local:N`` (a LocalCluster of N single-threaded worker
+    processes, closed on exit) or for the scheduler address of a running cluster."""
+    from distributed import Client, LocalCluster
+
+    if address.startswith("local:"):
+        try:
+            n_workers = int(address.removeprefix("local:"))
+        except ValueError:
+            n_workers = 0
+        if n_workers < 1:
+            raise InputError("expected local:N with N >= 1 worker processes", source=f"--cluster {address}")
+        cluster = LocalCluster(
+            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+        )
+        try:
+            with Client(cluster) as client:
+                yield client
+        finally:
+            cluster.close()
+    else:
+        try:
+            client = Client(address, timeout="30s")
+        except (OSError, TimeoutError, ValueError) as error:
+            raise InputError(f"cannot connect to the Dask scheduler: {error}", source=f"--cluster {address}") from None
+        try:
+            yield client
+        finally:
+            client.close()
+
+
+def run_on_dask(
+    tasks: Iterable[Task], function: TaskFunction, client, in_flight: int | None = None
+) -> Iterator[tuple[Task, pd.DataFrame]]:
+    """The tasks on a dask.distributed cluster. Workers import perceptiongap and the network."""
+    from distributed import as_completed
+
+    in_flight = in_flight or 2 * max(sum(client.nthreads().values()), 1)
+    pending = iter(tasks)
+    owner = {}
+    queue = as_completed()
+    try:
+        for task in pending:
+            future = client.submit(function, task, pure=False)
+            owner[future.key] = task
+            queue.add(future)
+            if len(owner) >= in_flight:
+                break
+        for future in queue:
+            task = owner.pop(future.key)
+            rows = future.result()
+            future.release()
+            yield task, rows
+            following = next(pending, None)
+            if following is not None:
+                new = client.submit(function, following, pure=False)
+                owner[new.key] = following
+                queue.add(new)
+    finally:
+        for future in list(queue.futures):
+            future.cancel()
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class _TaskFunction:
+    """Picklable ``run_task`` bound to a model and a batch size."""
+
+    def __init__(self, model: str, batch_size: int):
+        self.model, self.batch_size = model, batch_size
+
+    def __call__(self, task: Task) -> pd.DataFrame:
+        return run_task(task, self.model, self.batch_size)
+
+
+def check_cutoffs(cutoffs_per_mm: Sequence[float]) -> tuple[float, ...]:
+    """The run's cut-offs: unperturbed (inf) first, then the given ones in the given order."""
+    cutoffs = [float(c) for c in cutoffs_per_mm if not math.isinf(float(c))]
+    for cutoff in cutoffs:
+        if not math.isfinite(cutoff) or cutoff <= 0:
+            raise InputError(f"{cutoff!r} is not a positive number of cycles/mm", source="--cutoffs-per-mm")
+    labels = [severity_mm(c) for c in cutoffs]
+    for index, label in enumerate(labels):
+        if label in labels[:index]:
+            raise InputError(
+                f"cut-offs {cutoffs[labels.index(label)]} and {cutoffs[index]} share the severity label {label} mm",
+                source="--cutoffs-per-mm",
+            )
+    return (math.inf, *cutoffs)
+
+
+def _progress(enabled: bool):
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    class Throughput(ProgressColumn):
+        def render(self, task):
+            return Text("" if task.speed is None else f"{task.speed:.2f} exams/s")
+
+    return Progress(
+        TextColumn("[bold]predict"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("exams"),
+        Throughput(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        disable=not enabled,
+    )
+
+
+def predict(
+    model: str,
+    exams: str | Path,
+    observer_group: str,
+    out: str | Path,
+    *,
+    observer: str | None = None,
+    cutoffs_per_mm: Sequence[float] = PAPER_CUTOFFS_PER_MM,
+    rois: str | Path | None = None,
+    schemes: Sequence[str] = ("entire",),
+    batch_size: int = 8,
+    workers: int = 1,
+    cluster: str | None = None,
+    pixel_mm: float | None = None,
+    variant: str = "physical",
+    force: bool = False,
+    progress: bool = True,
+    flush_seconds: float = 10.0,
+) -> pd.DataFrame:
+    """Predict with the network ``model`` (``package.module:attribute``) on every exam of
+    ``exams`` (``EXAMS.csv``) at the unperturbed image and every cut-off in ``cutoffs_per_mm``
+    (cycles/mm), for each scheme (the ROI schemes once per annotator in ``rois``), and write the
+    Observations (``observer_kind`` machine) to ``out``. Resumes an interrupted run with the same
+    settings. ``workers`` > 1 uses local processes; ``cluster`` (``local:N`` or a scheduler
+    address such as ``tcp://host:8786``) uses dask.distributed. Finished rows are written to disk
+    at least every ``flush_seconds``. Returns the Observations.
+    """
+    if batch_size < 1:
+        raise InputError("must be at least 1", source="--batch-size")
+    if workers < 1:
+        raise InputError("must be at least 1", source="--workers")
+    if cluster is not None and workers != 1:
+        raise InputError("give either --workers or --cluster, not both", source="--cluster")
+    if not observer_group.strip():
+        raise InputError("must not be empty", source="--observer-group")
+    observer = model if observer is None else observer
+    if not observer.strip():
+        raise InputError("must not be empty", source="--observer")
+    cutoffs = check_cutoffs(cutoffs_per_mm)
+    if workers == 1 and cluster is None:
+        cached_model(model)  # load it now, so that a bad spec fails before any work
+    else:
+        _check_importable(model)  # the workers load it; here only check that it imports
+
+    exam_list = read_exams(exams, pixel_mm)
+    boxes = read_boxes(rois) if rois is not None else None
+    jobs = make_jobs(exam_list, schemes, boxes, source=str(rois))
+    settings = {
+        "model": model,
+        "observer_group": observer_group,
+        "observer": observer,
+        "cutoffs_per_mm": [str(c) for c in cutoffs],
+        "schemes": sorted(schemes),
+        "variant": variant,
+        "pixel_mm": pixel_mm,
+        "exams_sha256": file_digest(exams),
+        "rois_sha256": None if rois is None else file_digest(rois),
+    }
+    store = ObservationStore(out, settings, force=force)
+    done = store.open()
+    tasks = make_tasks(exam_list, jobs, cutoffs, variant=variant, boxes=boxes, done=done)
+    function = _TaskFunction(model, batch_size)
+
+    buffer: list[pd.DataFrame] = []
+    last_flush = time.monotonic()
+
+    def flush() -> None:
+        nonlocal last_flush
+        if buffer:
+            rows = pd.concat(buffer, ignore_index=True)
+            rows.insert(0, "observer_kind", "machine")
+            rows.insert(0, "observer", observer)
+            rows.insert(0, "observer_group", observer_group)
+            store.append(rows)
+            buffer.clear()
+        last_flush = time.monotonic()
+
+    with _progress(progress) as bar:
+        if done:
+            bar.console.print(f"resuming: {len(done)} of {len(jobs)} jobs already done")
+        counter = bar.add_task("predict", total=len(tasks))
+        try:
+            with _executor(tasks, function, workers, cluster) as results:
+                for _, rows in results:
+                    buffer.append(rows)
+                    if time.monotonic() - last_flush >= flush_seconds:
+                        flush()
+                    bar.advance(counter)
+        finally:
+            # Whatever stopped the run (a network error, Ctrl-C), keep every finished job.
+            flush()
+    return store.consolidate([exam.exam for exam in exam_list])
+
+
+def _check_importable(spec: str) -> None:
+    """Fail early in this process when the network cannot even be imported (without loading it)."""
+    import importlib
+
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        load_model(spec)  # raises the InputError that explains the spec's form
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise InputError(f"cannot import module {module_name!r}: {error}", source=f"--model {spec}") from None
+    target: object = module
+    for part in attribute.split("."):
+        if not hasattr(target, part):
+            raise InputError(f"module {module_name!r} has no attribute {attribute!r}", source=f"--model {spec}")
+        target = getattr(target, part)
+
+
+@contextmanager
+def _executor(tasks: Sequence[Task], function: TaskFunction, workers: int, cluster: str | None):
+    if cluster is not None:
+        with dask_client(cluster) as client:
+            results = run_on_dask(tasks, function, client)
+            try:
+                yield results
+            finally:
+                results.close()  # cancel what is still queued before the client closes
+        return
+    results = run_in_process(tasks, function) if workers == 1 else run_in_pool(tasks, function, workers)
+    try:
+        yield results
+    finally:
+        results.close()
