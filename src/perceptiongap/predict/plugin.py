@@ -81,7 +81,7 @@ def check_predictions(predictions: object, labels: Sequence[str], spec: str) -> 
     bad = ~np.isfinite(array) | (array < 0) | (array > 1)
     if bad.any():
         index, breast = np.argwhere(bad)[0]
-        value = array[index, breast]
+        value = float(array[index, breast])
         problem = "NaN" if np.isnan(value) else f"{value!r}, outside [0, 1]"
         raise InputError(f"on {labels[index]}: {'LR'[breast]} breast probability is {problem}", source=source)
     return array

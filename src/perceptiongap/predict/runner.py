@@ -34,6 +34,9 @@ from perceptiongap.severities import PAPER_CUTOFFS_PER_MM, severity_mm
 
 TaskFunction = Callable[[Task], pd.DataFrame]
 
+#: The low-pass filters of the perturbation engine (METHOD §1).
+VARIANTS = ("physical", "release")
+
 
 # ---------------------------------------------------------------------------------------------
 # Executors: each yields (task, rows) as tasks finish, keeping a bounded number in flight so that
@@ -228,6 +231,8 @@ def predict(
     address such as ``tcp://host:8786``) uses dask.distributed. Finished rows are written to disk
     at least every ``flush_seconds``. Returns the Observations.
     """
+    if variant not in VARIANTS:
+        raise InputError(f"{variant!r} is not one of {', '.join(VARIANTS)}", source="--variant")
     if batch_size < 1:
         raise InputError("must be at least 1", source="--batch-size")
     if workers < 1:

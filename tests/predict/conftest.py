@@ -1,0 +1,45 @@
+"""Fixtures for the prediction tests: small synthetic exams on disk, and a clean model cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from perceptiongap.predict import jobs
+from perceptiongap.reference import write_synthetic_exams
+
+HERE = Path(__file__).parent
+
+
+def write_rois(path: Path, boxes: list[tuple[str, str, str, int, int, int, int]]) -> Path:
+    """ROI file with one row per box: (exam, view, annotator, x0, y0, x1, y1), pixels, end exclusive."""
+    lines = ["exam,view,annotator,x0,y0,x1,y1"] + [",".join(map(str, box)) for box in boxes]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def exams_folder(tmp_path_factory) -> Path:
+    """Four synthetic exams of 160 x 128 pixels at 0.1 mm (odd ones with specks on the left)."""
+    folder = tmp_path_factory.mktemp("exams")
+    write_synthetic_exams(folder, 4, shape=(160, 128), pixel_mm=0.1, seed=0)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def rois_file(exams_folder) -> Path:
+    """Two annotators on exams 0 and 1 (annotator b boxes only the CC views of exam 1)."""
+    boxes = []
+    for view in ("L-CC", "L-MLO", "R-CC", "R-MLO"):
+        boxes.append(("synthetic-0", view, "a", 10, 40, 70, 110))
+        boxes.append(("synthetic-1", view, "a", 20, 30, 90, 100))
+    boxes += [("synthetic-1", "L-CC", "b", 5, 5, 40, 40), ("synthetic-1", "L-CC", "b", 30, 30, 60, 90),
+              ("synthetic-1", "R-CC", "b", 50, 60, 120, 150)]
+    return write_rois(exams_folder / "rois.csv", boxes)
+
+
+@pytest.fixture(autouse=True)
+def fresh_model_cache(monkeypatch):
+    """Each test loads its networks afresh (the cache lives for a worker process's lifetime)."""
+    monkeypatch.setattr(jobs, "_MODELS", {})
