@@ -1,0 +1,135 @@
+"""Observations + Cases -> the integer-indexed arrays the model is fitted on.
+
+One :class:`ModelData` holds one observer group: every observed (observer, severity, breast)
+cell as a row of index arrays, plus the names behind each index so that the posterior can carry
+named coordinates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from perceptiongap.errors import InputError
+
+
+@dataclass(frozen=True)
+class ModelData:
+    """The arrays of one observer group's model, on the dense grid (observer, severity, case).
+
+    ``prediction`` and ``observed`` have shape (n_observers, n_severities, n_cases); unobserved
+    cells hold prediction 0 and ``observed`` False. A dense grid turns the model's index lookups
+    into broadcasts, which is what makes its gradient cheap (a reader study fills ~1/9 of it,
+    networks fill all of it). Severity index 0 is unperturbed (the reference); ``case_subgroup``
+    (n_cases,) is the subgroup index of each breast (a row of Cases).
+    """
+
+    prediction: np.ndarray
+    observed: np.ndarray
+    case_subgroup: np.ndarray
+    observer_group: str
+    observer_kind: str
+    observer_names: tuple[str, ...]
+    severity_mm: tuple[float, ...]
+    subgroup_names: tuple[str, ...]
+    case_exam: tuple[str, ...]
+    case_breast: tuple[str, ...]
+    case_label: tuple[str, ...]
+
+    @property
+    def n_cases(self) -> int:
+        return len(self.case_exam)
+
+    @property
+    def n_observers(self) -> int:
+        return len(self.observer_names)
+
+    @property
+    def n_severities(self) -> int:
+        return len(self.severity_mm)
+
+    @property
+    def n_subgroups(self) -> int:
+        return len(self.subgroup_names)
+
+    @property
+    def n_observations(self) -> int:
+        return int(self.observed.sum())
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The numeric arrays the model function takes (names match its arguments)."""
+        return {"prediction": self.prediction, "observed": self.observed, "case_subgroup": self.case_subgroup}
+
+
+def merge_subgroups(cases: pd.DataFrame, subgroups: tuple[str, ...], merged_name: str | None = None) -> pd.DataFrame:
+    """Relabel the given subgroups of Cases as one (the merged-subgroup analysis refits on this)."""
+    merged_name = merged_name or "+".join(subgroups)
+    merged = cases.copy()
+    merged.loc[merged["subgroup"].isin(subgroups), "subgroup"] = merged_name
+    return merged
+
+
+def build_model_data(
+    observations: pd.DataFrame,
+    cases: pd.DataFrame,
+    observer_group: str,
+    *,
+    scheme: str = "entire",
+    subgroup_order: tuple[str, ...] | None = None,
+) -> ModelData:
+    """Select one observer group's observations on one scheme and index them against Cases.
+
+    Every breast in Cases becomes a case of the model (observed or not), so that posterior
+    predictions exist for all of them. Subgroups are ordered as ``subgroup_order`` (names absent
+    from it are appended in order of appearance). Severity 0 (unperturbed) must be observed.
+    """
+    rows = observations[(observations["observer_group"] == observer_group) & (observations["scheme"] == scheme)]
+    if rows.empty:
+        raise InputError(f"no observations of observer group {observer_group!r} with scheme {scheme!r}",
+                         source="observations")
+    kinds = rows["observer_kind"].unique()
+    if len(kinds) != 1:
+        raise InputError(f"observer group {observer_group!r} mixes human and machine observers",
+                         source="observations")
+
+    case_key = pd.MultiIndex.from_frame(cases[["exam", "breast"]].astype(str))
+    case_index = case_key.get_indexer(pd.MultiIndex.from_frame(rows[["exam", "breast"]].astype(str)))
+    if (case_index < 0).any():
+        bad = rows.iloc[int(np.flatnonzero(case_index < 0)[0])]
+        raise InputError(f"exam {bad['exam']!r} breast {bad['breast']!r} is not in Cases", source="observations")
+
+    severity_mm = tuple(float(s) for s in np.sort(rows["severity_mm"].unique()))
+    if severity_mm[0] != 0.0:
+        raise InputError(f"observer group {observer_group!r} has no unperturbed (severity 0) observations",
+                         source="observations")
+    observer_names = tuple(sorted(rows["observer"].astype(str).unique()))
+
+    present = list(pd.unique(cases["subgroup"].astype(str)))
+    ordered = [s for s in (subgroup_order or ()) if s in present] + [
+        s for s in present if s not in (subgroup_order or ())
+    ]
+    subgroup_index = {name: i for i, name in enumerate(ordered)}
+
+    observer_index = pd.Index(observer_names).get_indexer(rows["observer"].astype(str))
+    severity_index = pd.Index(severity_mm).get_indexer(rows["severity_mm"].astype(float))
+    shape = (len(observer_names), len(severity_mm), len(case_key))
+    prediction = np.zeros(shape)
+    observed = np.zeros(shape, dtype=bool)
+    prediction[observer_index, severity_index, case_index] = rows["prediction"].to_numpy(dtype=np.float64)
+    observed[observer_index, severity_index, case_index] = True
+
+    return ModelData(
+        prediction=prediction,
+        observed=observed,
+        case_subgroup=cases["subgroup"].astype(str).map(subgroup_index).to_numpy(dtype=np.int32),
+        observer_group=observer_group,
+        observer_kind=str(kinds[0]),
+        observer_names=observer_names,
+        severity_mm=severity_mm,
+        subgroup_names=tuple(ordered),
+        case_exam=tuple(cases["exam"].astype(str)),
+        case_breast=tuple(cases["breast"].astype(str)),
+        case_label=tuple(cases["label"].astype(str)),
+    )
