@@ -74,6 +74,33 @@ def test_batched_newton_solver_matches_scikit_learn():
         assert fitted[2] == pytest.approx(reference.intercept_[0], abs=1e-4)
 
 
+def test_batched_newton_solver_with_a_centre_matches_a_general_optimiser():
+    from scipy.optimize import minimize
+
+    p, y = simulate(500, seed=10)
+    features = np.column_stack([np.log(p), np.log1p(-p)])
+    design = np.column_stack([features, np.ones(p.size)])
+    center = np.array([1.0, -1.0, 0.0])
+    for C in (1e-3, 0.1, 10.0):
+        def objective(beta):
+            margin = design @ beta
+            return C * np.sum(np.logaddexp(0, margin) - y * margin) + 0.5 * np.sum((beta - center) ** 2)
+
+        reference = minimize(objective, center, method="BFGS", options={"gtol": 1e-9}).x
+        fitted = fit_logistic_l2(features, y, np.array([C]), np.ones((1, p.size)), center=center,
+                                 penalise_intercept=True)[0]
+        np.testing.assert_allclose(fitted, reference, atol=1e-4)
+
+
+def test_strongest_regularisation_means_identity_or_the_base_rate():
+    p, y = simulate(2000, seed=11)
+    trust_network = DirichletCalibrator(Cs=[1e-9]).fit(p, y)
+    np.testing.assert_allclose(trust_network.predict_proba(p)[:, 1], p, atol=1e-5)
+    # Shrinking towards zero instead leaves only the intercept: a constant at the base rate.
+    constant = DirichletCalibrator(Cs=[1e-9], shrink_to="zero").fit(p, y)
+    np.testing.assert_allclose(constant.predict_proba(p)[:, 1], y.mean(), atol=1e-5)
+
+
 def test_dirichlet_calibration_recovers_a_known_map():
     p, y = simulate(10_000, seed=3)
     p_test, y_test = simulate(20_000, seed=4)

@@ -23,8 +23,12 @@ import pandas as pd
 from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import StratifiedKFold
+from threadpoolctl import threadpool_limits
 
 from perceptiongap.errors import InputError
+
+#: Centres of the L2 penalty on (weight of log p, weight of log(1 - p), intercept).
+SHRINK_TARGETS: dict[str, np.ndarray] = {"identity": np.array([1.0, -1.0, 0.0]), "zero": np.zeros(3)}
 
 #: The L2 strengths tried by default (scikit-learn's ``C`` = 1 / strength), strongest first.
 DEFAULT_CS: tuple[float, ...] = tuple(float(c) for c in np.logspace(-4, 4, 17))
@@ -63,20 +67,30 @@ def _log_features(p: np.ndarray, eps: float) -> np.ndarray:
 
 
 def fit_logistic_l2(
-    features: np.ndarray, y: np.ndarray, C: np.ndarray, weights: np.ndarray, tol: float = 1e-10
+    features: np.ndarray,
+    y: np.ndarray,
+    C: np.ndarray,
+    weights: np.ndarray,
+    *,
+    center: np.ndarray | None = None,
+    penalise_intercept: bool = False,
+    tol: float = 1e-12,
 ) -> np.ndarray:
     """Many L2-penalised logistic regressions at once, by damped Newton steps.
 
-    Fit m minimises ``C[m] * sum_i weights[m, i] * logloss_i + |coef|^2 / 2`` (the objective of
-    scikit-learn's ``LogisticRegression(C=C[m])``; the intercept is not penalised). ``features``:
-    (n, d); ``y``: (n,) in {0, 1}; ``C``: (m,); ``weights``: (m, n), e.g. 0/1 masks of the
-    cross-validation folds. Returns (m, d + 1): the d weights, then the intercept. Vectorised
-    over fits because the calibration's cross-validation needs ``len(Cs) * n_folds`` of them.
+    Fit m minimises ``C[m] * sum_i weights[m, i] * logloss_i + |beta - center|^2 / 2`` over
+    ``beta`` = (the d weights, then the intercept). With ``center`` = 0 and the intercept not
+    penalised this is scikit-learn's ``LogisticRegression(C=C[m])``. ``features``: (n, d); ``y``:
+    (n,) in {0, 1}; ``C``: (m,); ``weights``: (m, n), e.g. 0/1 masks of cross-validation folds;
+    ``center``: (d + 1,). Returns (m, d + 1). Vectorised over fits because the calibration's
+    cross-validation needs ``len(Cs) * n_folds`` of them.
     """
     design = np.column_stack([features, np.ones(len(y))])  # (n, d + 1)
     m, d1 = len(C), design.shape[1]
+    center = np.zeros(d1) if center is None else np.asarray(center, dtype=float)
     penalty = np.ones(d1)
-    penalty[-1] = 0.0
+    if not penalise_intercept:
+        penalty[-1] = 0.0
     C = np.asarray(C, dtype=float)[:, None]
     sign = 2.0 * y - 1.0
     outer = (design[:, :, None] * design[:, None, :]).reshape(len(y), d1 * d1)  # (n, (d+1)^2)
@@ -85,28 +99,32 @@ def fit_logistic_l2(
         margin = (beta @ design.T) * sign  # (m, n)
         # log sigmoid(margin), written out: scipy's log_expit is several times slower here.
         log_likelihood = np.minimum(margin, 0.0) - np.log1p(np.exp(-np.abs(margin)))
-        return -C[:, 0] * (weights * log_likelihood).sum(axis=1) + 0.5 * (penalty * beta**2).sum(axis=1)
+        return -C[:, 0] * (weights * log_likelihood).sum(axis=1) + 0.5 * (penalty * (beta - center) ** 2).sum(axis=1)
 
-    beta = np.zeros((m, d1))
+    beta = np.tile(center, (m, 1))
     value = objective(beta)
     for _ in range(100):
         prob = expit(beta @ design.T)  # (m, n)
-        gradient = C * ((weights * (prob - y)) @ design) + penalty * beta
+        gradient = C * ((weights * (prob - y)) @ design) + penalty * (beta - center)
         curvature = C * weights * prob * (1.0 - prob)
         hessian = (curvature @ outer).reshape(m, d1, d1) + np.diag(penalty + 1e-12)
         step = np.linalg.solve(hessian, gradient[:, :, None])[:, :, 0]
-        # Halve the step of every fit whose objective would rise (far from the optimum Newton can overshoot).
-        scale = np.ones(m)
-        for _ in range(30):
-            candidate = beta - scale[:, None] * step
-            new_value = objective(candidate)
-            worse = new_value > value + 1e-12 * np.abs(value)
+        # Newton decrement: half of it estimates how far the objective is above its minimum.
+        active = 0.5 * np.einsum("md,md->m", gradient, step) > tol * (1.0 + np.abs(value))
+        if not active.any():
+            break
+        # Halve the step of every fit whose objective would rise (far from the optimum Newton can
+        # overshoot); a fit that cannot improve stays where it is.
+        scale = active.astype(float)
+        for _ in range(40):
+            new_value = objective(beta - scale[:, None] * step)
+            worse = new_value > value
             if not worse.any():
                 break
             scale = np.where(worse, scale / 2, scale)
-        beta, value = candidate, np.minimum(new_value, value)
-        if np.max(np.abs(scale[:, None] * step)) < tol:
-            break
+        scale = np.where(worse, 0.0, scale)
+        beta = beta - scale[:, None] * step
+        value = np.where(worse, value, new_value)
     return beta
 
 
@@ -116,7 +134,16 @@ class DirichletCalibrator(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     Cs
-        Inverse L2 strengths to choose from (scikit-learn's ``C``); the intercept is not penalised.
+        Inverse L2 strengths to choose from (as scikit-learn's ``C``: the penalty is
+        ``|beta - center|^2 / 2`` against ``C`` times the summed log-loss).
+    shrink_to
+        What strong regularisation pulls the map towards. ``"identity"`` (the default): the map
+        that leaves ``p`` unchanged (weights 1 and -1, intercept 0, all three penalised), so the
+        strongest penalty means "trust the network as it is". ``"zero"``: scikit-learn's
+        ``LogisticRegression`` (weights towards 0, intercept free), whose strongest penalty gives
+        the constant base-rate predictor. That constant has a classwise ECE near 0, so on a small
+        validation set the cross-validation can choose it and erase all discrimination; hence
+        the default.
     n_folds
         Folds of the internal stratified cross-validation that picks ``C``.
     n_bins
@@ -134,12 +161,14 @@ class DirichletCalibrator(ClassifierMixin, BaseEstimator):
     def __init__(
         self,
         Cs: Sequence[float] = DEFAULT_CS,
+        shrink_to: str = "identity",
         n_folds: int = 10,
         n_bins: int = 15,
         eps: float = 1e-7,
         seed: int = 0,
     ):
         self.Cs = Cs
+        self.shrink_to = shrink_to
         self.n_folds = n_folds
         self.n_bins = n_bins
         self.eps = eps
@@ -147,6 +176,10 @@ class DirichletCalibrator(ClassifierMixin, BaseEstimator):
 
     def fit(self, p: np.ndarray, y: np.ndarray) -> DirichletCalibrator:
         """Fit on predicted probabilities ``p`` (shape (n,)) and binary labels ``y`` (shape (n,))."""
+        if self.shrink_to not in SHRINK_TARGETS:
+            raise ValueError(f"shrink_to must be one of {', '.join(SHRINK_TARGETS)}, got {self.shrink_to!r}")
+        identity = self.shrink_to == "identity"
+        regression = dict(center=SHRINK_TARGETS[self.shrink_to], penalise_intercept=identity)
         features = _log_features(p, self.eps)
         y = np.asarray(y).ravel().astype(int)
         if features.shape[0] != y.shape[0]:
@@ -159,14 +192,18 @@ class DirichletCalibrator(ClassifierMixin, BaseEstimator):
                 f"need at least {self.n_folds} examples of each class for {self.n_folds}-fold "
                 f"cross-validation, got {counts[0]} negatives and {counts[1]} positives"
             )
+        # The matrices are thin (n x 3): BLAS threads only add contention, badly so on a busy machine.
+        with threadpool_limits(1, user_api="blas"):
+            return self._fit(features, y, Cs=np.asarray(self.Cs, dtype=float), **regression)
+
+    def _fit(self, features: np.ndarray, y: np.ndarray, *, Cs: np.ndarray, **regression) -> DirichletCalibrator:
         folds = StratifiedKFold(self.n_folds, shuffle=True, random_state=self.seed)
         fold_of = np.empty(y.shape[0], dtype=int)
         for fold, (_, held_out) in enumerate(folds.split(features, y)):
             fold_of[held_out] = fold
-        Cs = np.asarray(self.Cs, dtype=float)
         # One fit per (C, fold), all at once: rows of `train` are the folds' training masks.
         train = (fold_of[None, :] != np.arange(self.n_folds)[:, None]).astype(float)  # (folds, n)
-        beta = fit_logistic_l2(features, y, np.repeat(Cs, self.n_folds), np.tile(train, (len(Cs), 1)))
+        beta = fit_logistic_l2(features, y, np.repeat(Cs, self.n_folds), np.tile(train, (len(Cs), 1)), **regression)
         beta = beta.reshape(len(Cs), self.n_folds, -1)
         logits = np.einsum("cfd,nd->cfn", beta[..., :-1], features) + beta[..., -1:]
         # Each example's out-of-fold logit comes from the fit that did not see it.
@@ -174,7 +211,7 @@ class DirichletCalibrator(ClassifierMixin, BaseEstimator):
         self.cv_ece_ = np.array([classwise_ece(y, p_c, self.n_bins) for p_c in out_of_fold])
         # np.argmin keeps the first minimum: the strongest regularisation among ties.
         self.C_ = float(Cs[int(np.argmin(self.cv_ece_))])
-        beta = fit_logistic_l2(features, y, np.array([self.C_]), np.ones((1, y.shape[0])))[0]
+        beta = fit_logistic_l2(features, y, np.array([self.C_]), np.ones((1, y.shape[0])), **regression)[0]
         self.coef_ = beta[:-1].copy()
         self.intercept_ = float(beta[-1])
         self.classes_ = np.array([0, 1])

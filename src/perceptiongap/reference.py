@@ -134,10 +134,11 @@ def write_synthetic_exams(
     pixel_mm: float = 0.1,
     specks: int = 5,
     seed: int = 0,
+    prefix: str = "synthetic",
 ) -> Path:
     """Write ``n_exams`` synthetic exams as 16-bit PNGs and their ``exams.csv``; return its path.
 
-    Exam ``i`` is named ``synthetic-i``; odd exams have ``specks`` specks in each left view (the
+    Exam ``i`` is named ``{prefix}-i``; odd exams have ``specks`` specks in each left view (the
     reference network calls them suspicious), even exams have none. For tests, demos, benchmarks.
     """
     from PIL import Image
@@ -149,7 +150,7 @@ def write_synthetic_exams(
     rng = np.random.default_rng(seed)
     lines = ["exam,view,path,pixel_mm"]
     for index in range(n_exams):
-        exam = f"synthetic-{index}"
+        exam = f"{prefix}-{index}"
         for view, image in synthetic_exam(shape, pixel_mm, (specks if index % 2 else 0, 0), rng).items():
             name = f"{exam}_{view}.png"
             with atomic_path(folder / name) as tmp:

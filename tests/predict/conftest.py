@@ -8,15 +8,8 @@ import pytest
 
 from perceptiongap.predict import jobs
 from perceptiongap.reference import write_synthetic_exams
+from predict_helpers import write_rois
 
-HERE = Path(__file__).parent
-
-
-def write_rois(path: Path, boxes: list[tuple[str, str, str, int, int, int, int]]) -> Path:
-    """ROI file with one row per box: (exam, view, annotator, x0, y0, x1, y1), pixels, end exclusive."""
-    lines = ["exam,view,annotator,x0,y0,x1,y1"] + [",".join(map(str, box)) for box in boxes]
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 @pytest.fixture(scope="session")

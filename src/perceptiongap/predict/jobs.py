@@ -21,7 +21,7 @@ import pandas as pd
 
 from perceptiongap.errors import InputError
 from perceptiongap.predict import _perturb_shim as engine
-from perceptiongap.predict.plugin import VIEWS, Exam, call_model, load_model
+from perceptiongap.predict.plugin import VIEWS, Exam, PixelMM, call_model, load_model
 from perceptiongap.severities import severity_mm
 from perceptiongap.study import SCHEMES
 
@@ -223,6 +223,27 @@ def _describe(job: Job, cutoff: float) -> str:
     return f"exam {job.exam!r} at {severity_mm(cutoff)} mm ({where})"
 
 
+def read_views(images: ExamImages) -> dict[str, tuple[np.ndarray, PixelMM]]:
+    """The four views of an exam as stored (their own dtype) with their pixel spacings in mm."""
+    return {
+        view: engine.read_image(path, pixel_mm)
+        for view, path, pixel_mm in zip(VIEWS, images.paths, images.pixel_mm)
+    }
+
+
+def filter_views(
+    views: Mapping[str, tuple[np.ndarray, PixelMM]], cutoffs_per_mm: Sequence[float], variant: str = "physical"
+) -> dict[str, np.ndarray]:
+    """Each view low-pass filtered at every finite cut-off: view -> (len(finite cut-offs), H, W)."""
+    finite = [c for c in cutoffs_per_mm if math.isfinite(c)]
+    return {
+        view: engine.lowpass(image, pixel_mm, finite, variant=variant)
+        if finite
+        else np.empty((0, *image.shape), image.dtype)
+        for view, (image, pixel_mm) in views.items()
+    }
+
+
 def perturbed_exams(task: Task) -> Iterator[tuple[Job, float, Exam]]:
     """Yield ``(job, cutoff, exam)`` for every job of the task and every cut-off (inf = unperturbed).
 
@@ -230,12 +251,11 @@ def perturbed_exams(task: Task) -> Iterator[tuple[Job, float, Exam]]:
     filtered pixels inside (interior) or outside (exterior) the union of the annotator's boxes and
     the original pixels elsewhere.
     """
-    originals, spacings, stacks = {}, {}, {}
+    views = read_views(task.images)
+    stacks = filter_views(views, task.cutoffs_per_mm, task.variant)
+    originals = {view: image.astype(np.float32) for view, (image, _) in views.items()}
+    spacings = {view: pixel_mm for view, (_, pixel_mm) in views.items()}
     finite = [c for c in task.cutoffs_per_mm if math.isfinite(c)]
-    for view, path, pixel_mm in zip(VIEWS, task.images.paths, task.images.pixel_mm):
-        image, spacing = engine.read_image(path, pixel_mm)
-        originals[view], spacings[view] = image.astype(np.float32), spacing
-        stacks[view] = engine.lowpass(image, spacing, finite, variant=task.variant) if finite else None
     for job in task.jobs:
         masks = {}
         if job.scheme != "entire":
