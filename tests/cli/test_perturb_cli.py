@@ -275,3 +275,12 @@ def test_bad_inputs_give_one_error_line_and_exit_2(png_exam, tmp_path, capsys):
         code, _, err = run(args, capsys)
         assert code == 2, (args, err)
         assert message in only_error_line(err), (args, err)
+
+
+def test_parallel_workers_write_the_same_files(png_exam, tmp_path, capsys):
+    args = ["perturb", png_exam, "--pixel-mm", "0.1", "--cutoffs-per-mm", "2,0.5"]
+    assert run([*args, "--out", tmp_path / "one"], capsys)[0] == 0
+    assert run([*args, "--out", tmp_path / "two", "--workers", "3"], capsys)[0] == 0
+    one = pd.read_csv(tmp_path / "one/manifest.csv", dtype=str)
+    two = pd.read_csv(tmp_path / "two/manifest.csv", dtype=str)
+    pd.testing.assert_frame_equal(one, two)

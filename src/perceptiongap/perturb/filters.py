@@ -181,9 +181,10 @@ def lowpass(
     if variant == "release" and image.min() == image.max():
         raise InputError("image is constant: the release variant's min-max normalisation is undefined")
 
-    # float64 input is kept at float64; everything else (integers up to 16 bits, float32) is exact
-    # enough in float32, which halves memory and time.
-    real_dtype = np.dtype(np.float64) if image.dtype == np.float64 else np.dtype(np.float32)
+    # Integers up to 16 bits and float32 are exact enough in float32, which halves memory and time;
+    # float64 and wider integers keep float64.
+    wide = image.dtype == np.float64 or (np.issubdtype(image.dtype, np.integer) and image.dtype.itemsize > 2)
+    real_dtype = np.dtype(np.float64) if wide else np.dtype(np.float32)
     spectrum = scipy.fft.rfft2(image.astype(real_dtype, copy=False), workers=-1)
     buffer = np.empty_like(spectrum)
     round_to = np.iinfo(out_dtype) if variant == "physical" and np.issubdtype(out_dtype, np.integer) else None

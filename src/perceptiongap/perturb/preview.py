@@ -47,6 +47,7 @@ def preview_figure(
     title: str | None = None,
 ):
     """A matplotlib ``Figure`` (2 rows x (1 + len(cutoffs)) panels); see the module docstring."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
@@ -68,6 +69,7 @@ def preview_figure(
     columns = len(labels)
     whole_aspect = image.shape[0] * row_mm / (image.shape[1] * col_mm)
     figure = Figure(figsize=(1.6 * columns, 1.6 * whole_aspect + 1.9), layout="constrained")
+    FigureCanvasAgg(figure)  # Agg, not pyplot: no GUI backend and no global figure state
     axes = figure.subplots(2, columns, squeeze=False, height_ratios=[whole_aspect, 1.0])
     for column, (panel, label) in enumerate(zip(filtered, labels)):
         low, high = shared_range if variant == "physical" else np.percentile(panel, [0.5, 99.5])
