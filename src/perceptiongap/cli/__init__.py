@@ -52,12 +52,21 @@ def _use_all_cores_for_jax() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
+    import click
+
     _use_all_cores_for_jax()
+    command = typer.main.get_command(app)
     try:
-        app(args=argv, prog_name="perceptiongap")
+        # standalone_mode=False lets our handlers below see errors and interrupts first.
+        code = command.main(args=argv, prog_name="perceptiongap", standalone_mode=False)
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except (KeyboardInterrupt, click.Abort):
         print("interrupted: completed work was kept; re-run the same command to resume", file=sys.stderr)
         sys.exit(130)
+    if isinstance(code, int) and code:
+        sys.exit(code)
