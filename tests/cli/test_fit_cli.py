@@ -9,16 +9,13 @@ from perceptiongap.cli import main
 from perceptiongap.study import write_table
 
 from ..model.simulate import simulate_study
+from .helpers import run_cli
 
 
 def run(argv, capsys):
     """Run the CLI; return (exit code, stderr)."""
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code or 0
-    return code, capsys.readouterr().err
+    code, _, err = run_cli(argv, capsys)
+    return code, err
 
 
 @pytest.fixture(scope="module")

@@ -11,19 +11,15 @@ import pydicom
 import pytest
 from PIL import Image
 
-from perceptiongap.cli import main
+
+from .helpers import run_cli
 from perceptiongap.files import atomic_path
 from perceptiongap.perturb import lowpass
 
 VIEWS = ("L-CC", "L-MLO", "R-CC", "R-MLO")
 
 
-def run(args, capsys):
-    """Run the CLI; returns (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return exit_info.value.code or 0, captured.out, captured.err
+run = run_cli
 
 
 def only_error_line(err: str) -> str:
