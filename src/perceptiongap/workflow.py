@@ -124,8 +124,7 @@ def fit_study(
                 on_fit(job, None)
             continue
         if job.merged and merged_cases is None:
-            merged_cases = merge_subgroups(cases, ANALYSED_SUBGROUPS).replace(
-                {"subgroup": {"+".join(ANALYSED_SUBGROUPS): MERGED_SUBGROUP}})
+            merged_cases = merge_subgroups(cases, ANALYSED_SUBGROUPS, MERGED_SUBGROUP)
         data = build_model_data(observations, merged_cases if job.merged else cases, job.observer_group,
                                 subgroup_order=(MERGED_SUBGROUP, *PAPER_SUBGROUPS))
         start = time.perf_counter()
@@ -196,8 +195,7 @@ def analyse_results(results_dir: Path) -> dict[str, pd.DataFrame]:
     observed = [observed_separability(observations, cases, group, subgroups=ANALYSED_SUBGROUPS) for group in dense]
     tables["perturbation_study"] = perturbation_study_table(separate, observed, subgroups=ANALYSED_SUBGROUPS)
     if merged:
-        merged_cases = merge_subgroups(cases, ANALYSED_SUBGROUPS).replace(
-            {"subgroup": {"+".join(ANALYSED_SUBGROUPS): MERGED_SUBGROUP}})
+        merged_cases = merge_subgroups(cases, ANALYSED_SUBGROUPS, MERGED_SUBGROUP)
         merged_observed = [observed_separability(observations, merged_cases, group, subgroups=(MERGED_SUBGROUP,))
                            for group in dense]
         tables["merged_subgroups"] = perturbation_study_table(merged, merged_observed, subgroups=(MERGED_SUBGROUP,))

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import load_pickle
+from .raw_release import load_pickle
 from scipy import stats
 
 from perceptiongap.analysis import ANNOTATION_COLUMNS, annotation_study

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from analysis_helpers import make_posterior
+from .analysis_helpers import make_posterior
 from scipy import stats
 
 from perceptiongap.analysis import predictive_confidence

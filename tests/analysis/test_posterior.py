@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from analysis_helpers import random_posterior
+from .analysis_helpers import random_posterior
 
 from perceptiongap.analysis import perturbation_study_table, predictive_confidence
 from perceptiongap.analysis.posterior import draws, posterior_cases

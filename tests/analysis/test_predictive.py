@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from analysis_helpers import make_posterior, random_posterior, reference_posterior_predictive
+from .analysis_helpers import make_posterior, random_posterior, reference_posterior_predictive
 
 from perceptiongap.analysis import mean_sigmoid, posterior_predictive
 from perceptiongap.errors import InputError

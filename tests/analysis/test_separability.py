@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import xarray as xr
-from analysis_helpers import make_posterior, reference_drop_pvalue, reference_ks
+from .analysis_helpers import make_posterior, reference_drop_pvalue, reference_ks
 from scipy import stats
 
 from perceptiongap.analysis import (

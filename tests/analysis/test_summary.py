@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from analysis_helpers import make_posterior, reference_drop_pvalue, reference_ks, reference_posterior_predictive
+from .analysis_helpers import make_posterior, reference_drop_pvalue, reference_ks, reference_posterior_predictive
 from scipy import stats
 
 from perceptiongap.analysis import PERTURBATION_COLUMNS, perturbation_study_table, summarise_fits

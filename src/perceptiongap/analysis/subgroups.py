@@ -22,13 +22,18 @@ def merged_subgroup_name(subgroups: Sequence[str] = PAPER_MERGED_SUBGROUPS) -> s
     return "+".join(subgroups)
 
 
-def merge_subgroups(cases: pd.DataFrame, subgroups: Sequence[str] = PAPER_MERGED_SUBGROUPS) -> pd.DataFrame:
-    """A copy of Cases with every breast of ``subgroups`` relabelled as their merged subgroup."""
+def merge_subgroups(
+    cases: pd.DataFrame, subgroups: Sequence[str] = PAPER_MERGED_SUBGROUPS, name: str | None = None
+) -> pd.DataFrame:
+    """A copy of Cases with every breast of ``subgroups`` relabelled as one subgroup.
+
+    The merged subgroup is called ``name``, by default :func:`merged_subgroup_name` of ``subgroups``.
+    """
     if len(subgroups) < 2:
         raise InputError(f"merging needs at least two subgroups, got {list(subgroups)}", source="cases")
     absent = [name for name in subgroups if not (cases["subgroup"] == name).any()]
     if absent:
         raise InputError(f"column 'subgroup': no case has subgroup {absent[0]!r}", source="cases")
     merged = cases.copy()
-    merged.loc[merged["subgroup"].isin(list(subgroups)), "subgroup"] = merged_subgroup_name(subgroups)
+    merged.loc[merged["subgroup"].isin(list(subgroups)), "subgroup"] = name or merged_subgroup_name(subgroups)
     return merged
