@@ -156,6 +156,7 @@ def fits_table(posteriors: Sequence) -> pd.DataFrame:
         row = {
             "inference": attrs["inference"],
             "observer_group": attrs["observer_group"],
+            "observer_kind": attrs.get("observer_kind", ""),
             "merged": bool(attrs.get("merged", 0)),
             "seed": int(attrs["seed"]),
             "fit_seconds": attrs.get("fit_seconds", np.nan),
