@@ -26,3 +26,11 @@ def release_dir(shared_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def exam_dir(shared_dir: Path) -> Path:
     return shared_dir / "mammograms" / "gmic-sample-exam0"
+
+
+@pytest.fixture(scope="session")
+def release_study(release_dir: Path):
+    """(observations, cases) of the authors' release, imported once per test session."""
+    from perceptiongap.release import import_release
+
+    return import_release(release_dir)

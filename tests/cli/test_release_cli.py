@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from perceptiongap.cli import main
+
+from .helpers import run_cli
 from perceptiongap.study import read_study
 
 
-def run(argv: list[str], capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    captured = capsys.readouterr()
-    return info.value.code or 0, captured.out, captured.err
+run = run_cli
 
 
 @pytest.fixture(autouse=True)

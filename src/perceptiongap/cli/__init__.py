@@ -40,13 +40,33 @@ def _register_stages() -> None:
 _register_stages()
 
 
+def _use_all_cores_for_jax() -> None:
+    """Let NUTS run its chains in parallel: one XLA CPU device per core (must precede importing JAX)."""
+    import os
+
+    flag = "--xla_force_host_platform_device_count"
+    if flag not in os.environ.get("XLA_FLAGS", "") and "jax" not in sys.modules:
+        cores = min(os.cpu_count() or 1, 4)
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flag}={cores}".strip()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
+    import click
+
+    _use_all_cores_for_jax()
+    command = typer.main.get_command(app)
     try:
-        app(args=argv, prog_name="perceptiongap")
+        # standalone_mode=False lets our handlers below see errors and interrupts first.
+        code = command.main(args=argv, prog_name="perceptiongap", standalone_mode=False)
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except (KeyboardInterrupt, click.Abort):
         print("interrupted: completed work was kept; re-run the same command to resume", file=sys.stderr)
         sys.exit(130)
+    if isinstance(code, int) and code:
+        sys.exit(code)

@@ -6,7 +6,7 @@ dimensions; ``save_posterior`` / ``load_posterior`` store it as netCDF; ``warnin
 whether a fit can be trusted.
 """
 
-from perceptiongap.model.data import ModelData, build_model_data, merge_subgroups
+from perceptiongap.model.data import ModelData, build_model_data
 from perceptiongap.model.diagnostics import pareto_k_hat, severity_effect_summary, warnings_for
 from perceptiongap.model.inference import (
     INFERENCE_METHODS,
@@ -33,7 +33,6 @@ __all__ = [
     "fit_nuts",
     "fit_stan_advi",
     "load_posterior",
-    "merge_subgroups",
     "pareto_k_hat",
     "save_posterior",
     "severity_effect_summary",

@@ -63,14 +63,6 @@ class ModelData:
         return {"prediction": self.prediction, "observed": self.observed, "case_subgroup": self.case_subgroup}
 
 
-def merge_subgroups(cases: pd.DataFrame, subgroups: tuple[str, ...], merged_name: str | None = None) -> pd.DataFrame:
-    """Relabel the given subgroups of Cases as one (the merged-subgroup analysis refits on this)."""
-    merged_name = merged_name or "+".join(subgroups)
-    merged = cases.copy()
-    merged.loc[merged["subgroup"].isin(subgroups), "subgroup"] = merged_name
-    return merged
-
-
 def build_model_data(
     observations: pd.DataFrame,
     cases: pd.DataFrame,

@@ -1,0 +1,109 @@
+"""Time `perceptiongap reproduce` stage by stage, and the release's posterior-predictive loop.
+
+Usage: python benchmarks/reproduce.py [--inference stan-advi,nuts] [--advi-seeds 5] [--out DIR]
+
+Prints the seconds of each stage (import, fits per method, posterior predictive for all groups,
+analysis) and, in the same run, the release's approach to the posterior predictive (a Python
+loop over observers x severities x breasts averaging sigmoid over draws) timed on a subset and
+extrapolated, with the ratio. Goals (2-core machine): stan-advi with 5 seeds < 120 s, nuts < 300 s,
+posterior predictive for all groups < 1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+
+
+def release_posterior_predictive_loop(posterior, observers, severities, cases) -> float:
+    """The release's algorithm (without its per-element shuffling): seconds for the given subset."""
+    import numpy as np
+    from scipy.special import expit
+
+    post = posterior.posterior
+    mu = post["mu"].values.reshape(-1, post.sizes["case"])
+    gamma = post["gamma"].values.reshape(-1, post.sizes["severity"], post.sizes["subgroup"])
+    nu = post["nu"].values.reshape(-1, post.sizes["observer"], post.sizes["subgroup"])
+    b = post["b"].values.reshape(-1, post.sizes["subgroup"])
+    subgroup_names = list(post["subgroup"].values)
+    case_subgroup = [subgroup_names.index(s) for s in posterior.constant_data["case_subgroup"].values]
+    start = time.perf_counter()
+    for r in observers:
+        for s in severities:
+            for n in cases:
+                g = case_subgroup[n]
+                values = [expit(m + c + v + bb) for m, c, v, bb in zip(mu[:, n], gamma[:, s, g], nu[:, r, g], b[:, g])]
+                np.mean(values)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--inference", default="stan-advi,nuts")
+    parser.add_argument("--advi-seeds", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+
+    import jax
+
+    from perceptiongap.analysis import posterior_predictive
+    from perceptiongap.model import load_posterior
+    from perceptiongap.release import import_release, locate_release
+    from perceptiongap.workflow import analyse_results, fit_study, model_groups, plan_fits, posterior_paths, write_study
+
+    out = args.out or Path(tempfile.mkdtemp(prefix="perceptiongap-bench-"))
+    timings: dict[str, float] = {}
+    start_all = time.perf_counter()
+
+    start = time.perf_counter()
+    observations, cases = import_release(locate_release())
+    write_study(observations, cases, out)
+    timings["locate + import release"] = time.perf_counter() - start
+
+    groups = model_groups(observations)
+    for method in args.inference.split(","):
+        jobs = plan_fits(groups, [method], advi_seeds=args.advi_seeds)
+        start = time.perf_counter()
+        fit_study(observations, cases, jobs, out)
+        timings[f"fit {method} ({len(jobs)} fits incl. merged refits)"] = time.perf_counter() - start
+
+    separate, _ = posterior_paths(out)
+    one_per_group = {}
+    for path in separate:
+        one_per_group.setdefault(path.parent.name, load_posterior(path))
+    posteriors = list(one_per_group.values())
+    posterior_predictive(posteriors[0]).values  # compile once
+    start = time.perf_counter()
+    for posterior in posteriors:
+        posterior_predictive(posterior).values
+    predictive_seconds = time.perf_counter() - start
+    timings[f"posterior predictive, all {len(posteriors)} groups"] = predictive_seconds
+
+    start = time.perf_counter()
+    analyse_results(out)
+    timings["analyse (all tables)"] = time.perf_counter() - start
+    timings["total"] = time.perf_counter() - start_all
+
+    print(f"machine: {os.cpu_count()} cores, JAX devices {jax.local_device_count()}; results in {out}")
+    for stage, seconds in timings.items():
+        print(f"{stage:<55s} {seconds:8.2f} s")
+
+    # The release's loop, on one observer x one severity x 200 breasts, extrapolated to all groups.
+    subset_cases = range(200)
+    loop_seconds = release_posterior_predictive_loop(posteriors[0], [0], [1], subset_cases)
+    cells = sum(p.posterior.sizes["observer"] * p.posterior.sizes["severity"] * p.posterior.sizes["case"]
+                for p in posteriors)
+    extrapolated = loop_seconds / len(subset_cases) * cells
+    print(f"release posterior-predictive loop: {loop_seconds:.2f} s for {len(subset_cases)} cells, "
+          f"extrapolated to {cells} cells: {extrapolated:.0f} s")
+    print(f"posterior predictive speed-up over the release's loop: {extrapolated / predictive_seconds:.0f}x")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""Tables of the perturbation study: one block per inference method and observer group.
+
+Each fit (one observer group, one inference method, one seed) gives predictive confidence and
+class separability per subgroup and severity. Seeds of the same method are combined by the median
+of each number, with the fraction of fits whose p-value is below 0.05.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import arviz as az
+import numpy as np
+import pandas as pd
+
+from perceptiongap.analysis.confidence import predictive_confidence
+from perceptiongap.analysis.observed import DEFAULT_SUBGROUPS
+from perceptiongap.analysis.posterior import fit_attrs, posterior_cases
+from perceptiongap.analysis.predictive import posterior_predictive
+from perceptiongap.analysis.separability import class_separability, separability_summary
+
+#: The columns of ``tables/perturbation_study.csv`` (and ``merged_subgroups.csv``).
+PERTURBATION_COLUMNS = (
+    "inference", "observer_group", "subgroup", "severity_mm",
+    "confidence_mean", "confidence_sd", "p_confidence_positive",
+    "separability_mean", "separability_sd", "p_separability_drop",
+    "fits", "frac_confidence_significant", "frac_separability_significant",
+)
+#: Canonical order of rows; names not listed here follow, alphabetically.
+INFERENCE_ORDER = ("stan-advi", "advi", "nuts", "observed")
+OBSERVER_GROUP_ORDER = ("radiologists", "gmic", "gmic_filtered", "dmv", "dmv_filtered")
+SIGNIFICANCE_LEVEL = 0.05
+
+_KEY = ["inference", "observer_group", "subgroup", "severity_mm"]
+_STATISTICS = ["confidence_mean", "confidence_sd", "p_confidence_positive",
+               "separability_mean", "separability_sd", "p_separability_drop"]
+
+
+def fit_table(posterior: az.InferenceData, subgroups: Sequence[str] = DEFAULT_SUBGROUPS) -> pd.DataFrame:
+    """Confidence and separability of one fit, one row per (subgroup, severity).
+
+    Columns: inference, observer_group, subgroup, severity_mm and the six statistics.
+    """
+    observer_group, inference = fit_attrs(posterior)
+    cases = posterior_cases(posterior)
+    confidence = predictive_confidence(posterior)
+    predictive = posterior_predictive(posterior)
+    separability = []
+    for subgroup in subgroups:
+        table = separability_summary(class_separability(predictive, cases.label, cases.subgroup, subgroup))
+        table.insert(0, "subgroup", subgroup)
+        separability.append(table)
+    table = pd.concat(separability, ignore_index=True).merge(
+        confidence, on=["subgroup", "severity_mm"], how="left", validate="one_to_one"
+    )
+    table.insert(0, "observer_group", observer_group)
+    table.insert(0, "inference", inference)
+    return table.loc[:, [*_KEY, *_STATISTICS]]
+
+
+def combine_fits(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Median of each statistic over fits, with ``fits`` and the fractions of significant p-values.
+
+    ``tables`` are per-fit tables of one inference method and observer group (e.g. from
+    :func:`fit_table`, or observed rows with empty confidence columns). A fraction is NaN where
+    no fit has a p-value (severity 0, or no confidence columns).
+    """
+    stacked = pd.concat(tables, ignore_index=True)
+    for column in _STATISTICS:
+        if column not in stacked:
+            stacked[column] = np.nan
+    grouped = stacked.groupby(_KEY, sort=False, dropna=False)
+    combined = grouped[_STATISTICS].median()
+    combined["fits"] = grouped.size()
+    for p_column, fraction in (("p_confidence_positive", "frac_confidence_significant"),
+                               ("p_separability_drop", "frac_separability_significant")):
+        significant = (stacked[p_column] < SIGNIFICANCE_LEVEL).astype(float).where(stacked[p_column].notna())
+        combined[fraction] = significant.groupby([stacked[k] for k in _KEY], sort=False, dropna=False).mean()
+    return combined.reset_index().loc[:, list(PERTURBATION_COLUMNS)]
+
+
+def summarise_fits(
+    posteriors: Sequence[az.InferenceData], subgroups: Sequence[str] = DEFAULT_SUBGROUPS
+) -> pd.DataFrame:
+    """The perturbation-study rows of one observer group and inference method over its fits (seeds).
+
+    Columns ``PERTURBATION_COLUMNS``; with several fits each statistic is the median over the fits.
+    """
+    if not posteriors:
+        raise ValueError("summarise_fits needs at least one posterior")
+    keys = {fit_attrs(posterior) for posterior in posteriors}
+    if len(keys) > 1:
+        raise ValueError(f"posteriors of different (observer_group, inference) cannot be combined: {sorted(keys)}")
+    return combine_fits([fit_table(posterior, subgroups) for posterior in posteriors])
+
+
+def _rank(values: pd.Series, order: Sequence[str]) -> pd.Series:
+    known = {name: i for i, name in enumerate(order)}
+    return values.map(lambda name: (known.get(name, len(known)), name))
+
+
+def perturbation_study_table(
+    posteriors: Iterable[az.InferenceData],
+    observed: Iterable[pd.DataFrame] = (),
+    *,
+    subgroups: Sequence[str] = DEFAULT_SUBGROUPS,
+    subgroup_names: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """The table ``tables/perturbation_study.csv``: every fit summarised, plus ``observed`` rows.
+
+    ``posteriors`` may mix observer groups, inference methods and seeds: fits are grouped by
+    their (inference, observer_group) attrs and combined with :func:`summarise_fits`.
+    ``observed`` are tables from :func:`~perceptiongap.analysis.observed.observed_separability`
+    (their confidence columns stay empty). ``subgroup_names`` renames subgroups in the output,
+    e.g. ``{"microcalcifications+soft_tissue_lesions": "merged"}`` for ``merged_subgroups.csv``.
+    Rows are ordered by inference, observer group, subgroup (as given) and severity.
+    """
+    by_fit: dict[tuple[str, str], list[az.InferenceData]] = {}
+    for posterior in posteriors:
+        by_fit.setdefault(fit_attrs(posterior), []).append(posterior)
+    blocks = [summarise_fits(fits, subgroups) for fits in by_fit.values()]
+    blocks += [combine_fits([table]) for table in observed]
+    if not blocks:
+        raise ValueError("perturbation_study_table needs at least one posterior or observed table")
+    table = pd.concat(blocks, ignore_index=True)
+    table = table.sort_values(
+        _KEY,
+        key=lambda column: {
+            "inference": lambda c: _rank(c, INFERENCE_ORDER),
+            "observer_group": lambda c: _rank(c, OBSERVER_GROUP_ORDER),
+            "subgroup": lambda c: _rank(c, tuple(subgroups)),
+            "severity_mm": lambda c: c,
+        }[column.name](column),
+        kind="stable",
+    )
+    if subgroup_names:
+        table["subgroup"] = table["subgroup"].replace(dict(subgroup_names))
+    table["fits"] = table["fits"].astype("int64")
+    return table.reset_index(drop=True)

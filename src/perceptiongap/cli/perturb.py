@@ -1,0 +1,173 @@
+"""``perceptiongap perturb`` and ``perceptiongap compose``: the perturbation stage from the shell."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import typer
+
+from perceptiongap.cli import app
+from perceptiongap.errors import InputError
+
+_PAPER_CUTOFFS = "6,4.5,3,2,1.5,1,0.5,0.25"
+
+
+def _cutoffs(text: str, option: str) -> list[float]:
+    values = []
+    for item in text.split(","):
+        try:
+            values.append(float(item.strip()))
+        except ValueError:
+            raise InputError(f"{option}: {item.strip()!r} is not a number of cycles/mm (inf = unperturbed)") from None
+    return values
+
+
+def _pixel_mm(text: str | None) -> float | tuple[float, float] | None:
+    """``0.07`` (square) or ``0.07x0.065`` (row x column), in mm."""
+    if text is None:
+        return None
+    try:
+        values = [float(v) for v in text.lower().split("x")]
+    except ValueError:
+        raise InputError(f"--pixel-mm: {text!r} is not a size in mm like 0.07 or 0.07x0.065") from None
+    if len(values) not in (1, 2):
+        raise InputError(f"--pixel-mm: {text!r} is not a size in mm like 0.07 or 0.07x0.065")
+    return values[0] if len(values) == 1 else (values[0], values[1])
+
+
+@contextlib.contextmanager
+def _progress_bar(description: str) -> Iterator:
+    """A rich progress bar on stderr, shown from the first report on (after the inputs were
+    checked, so that an early error prints alone); yields the ``progress(done, total)`` callback.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+    )
+    task = bar.add_task(description, total=None)
+
+    def report(done: int, total: int) -> None:
+        if not bar.live.is_started:
+            bar.start()
+        bar.update(task, completed=done, total=total)
+
+    try:
+        yield report
+    finally:
+        if bar.live.is_started:
+            bar.stop()
+
+
+@contextlib.contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """Collect warnings and print them as ``warning: ...`` lines once the work is done."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            messages = list(dict.fromkeys(str(w.message) for w in caught))
+            for message in messages[:20]:
+                print(f"warning: {message}", file=sys.stderr)
+            if len(messages) > 20:
+                print(f"warning: ... and {len(messages) - 20} more", file=sys.stderr)
+
+
+@app.command("perturb")
+def perturb_command(
+    inputs: list[Path] = typer.Argument(..., help="PNG or DICOM files, or folders searched recursively."),
+    out: Path = typer.Option(..., "--out", help="Output folder; holds manifest.csv."),
+    cutoffs_per_mm: str = typer.Option(
+        _PAPER_CUTOFFS, "--cutoffs-per-mm", help="Gaussian cut-offs D0 in cycles/mm, comma-separated; inf = unperturbed."
+    ),
+    variant: str = typer.Option("physical", "--variant", help="physical (cycles/mm per axis, keeps dtype/range) or release (the authors' exact algorithm)."),
+    pixel_mm: str | None = typer.Option(None, "--pixel-mm", help="Pixel size in mm (0.07 or ROWxCOL) for files without spacing, e.g. PNG."),
+    rois: Path | None = typer.Option(None, "--rois", help="ROI boxes (CSV or JSON: exam, view, annotator, x0, y0, x1, y1)."),
+    scheme: str = typer.Option("entire", "--scheme", help="entire, roi_interior or roi_exterior."),
+    feather_mm: float = typer.Option(0.0, "--feather-mm", help="Soft ROI edge width in mm (0 = hard edge)."),
+    file_format: str = typer.Option("png", "--format", help="png (8/16-bit greyscale) or dicom (inputs must be DICOM)."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Images processed at once (threads); each FFT already uses every core."),
+    preview: bool = typer.Option(False, "--preview", help="Also write OUT/preview.png and .svg: the first input at every severity."),
+    force: bool = typer.Option(False, "--force", help="Rewrite outputs that an earlier run made with other settings."),
+) -> None:
+    """Low-pass filter mammograms at every cut-off; resumable (re-run to continue)."""
+    from perceptiongap.perturb.batch import find_images, perturb_files
+    from perceptiongap.perturb.roi import read_rois
+
+    cutoffs = _cutoffs(cutoffs_per_mm, "--cutoffs-per-mm")
+    spacing = _pixel_mm(pixel_mm)
+    boxes = read_rois(rois) if rois is not None else None
+    with _warnings_as_lines():
+        with _progress_bar("perturb") as progress:
+            table = perturb_files(
+                inputs,
+                out,
+                cutoffs_per_mm=cutoffs,
+                variant=variant,
+                pixel_mm=spacing,
+                rois=boxes,
+                scheme=scheme,
+                feather_mm=feather_mm,
+                file_format=file_format,
+                workers=workers,
+                force=force,
+                progress=progress,
+            )
+        if preview:
+            from perceptiongap.perturb.images import read_image
+            from perceptiongap.perturb.preview import write_preview
+
+            first = find_images(inputs, exclude=out)[0]
+            image = read_image(first.path, spacing)
+            written = write_preview(
+                out / "preview",
+                image.pixels,
+                image.pixel_mm,
+                cutoffs_per_mm=[c for c in cutoffs if math.isfinite(c)],
+                variant=variant,
+                title=f"{first.path.name}: {variant} variant",
+            )
+            print(f"preview: {', '.join(str(p) for p in written)}")
+    print(f"{len(table)} outputs in {out} (manifest: {out / 'manifest.csv'})")
+
+
+@app.command("compose")
+def compose_command(
+    inputs: list[Path] = typer.Argument(..., help="The four views of each exam: files or folders (EXAM_L-CC.png, ... or DICOM)."),
+    out: Path = typer.Option(..., "--out", help="Output folder: OUT/EXAM/cutoff-D0.png and manifest.csv."),
+    cutoffs_per_mm: str = typer.Option(
+        "inf," + _PAPER_CUTOFFS, "--cutoffs-per-mm", help="Cut-offs in cycles/mm, comma-separated; inf = unperturbed."
+    ),
+    variant: str = typer.Option("physical", "--variant", help="physical or release."),
+    pixel_mm: str | None = typer.Option(None, "--pixel-mm", help="Pixel size in mm for files without spacing."),
+    gap_px: int = typer.Option(0, "--gap-px", min=0, help="Background band between the four views, in pixels."),
+    force: bool = typer.Option(False, "--force", help="Rewrite composites that an earlier run made with other settings."),
+) -> None:
+    """The reading composite of each exam (right breast left, CC on top) at each severity."""
+    from perceptiongap.perturb.batch import compose_files
+
+    cutoffs = _cutoffs(cutoffs_per_mm, "--cutoffs-per-mm")
+    with _warnings_as_lines():
+        with _progress_bar("compose") as progress:
+            table = compose_files(
+                inputs,
+                out,
+                cutoffs_per_mm=cutoffs,
+                variant=variant,
+                pixel_mm=_pixel_mm(pixel_mm),
+                gap_px=gap_px,
+                force=force,
+                progress=progress,
+            )
+    print(f"{len(table)} composites in {out} (manifest: {out / 'manifest.csv'})")

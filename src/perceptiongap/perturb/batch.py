@@ -1,0 +1,471 @@
+"""Perturb or compose whole folders of mammograms, resumably: the functions behind the CLI.
+
+``perturb_files`` writes one image per (input, cut-off, scheme, annotator) to::
+
+    OUT/<scheme>/cutoff-<D0>/<name>.<png|dcm>                 scheme "entire"
+    OUT/<scheme>/<annotator>/cutoff-<D0>/<name>.<png|dcm>     ROI schemes
+
+where ``<name>`` is the input's path relative to the folder it was found in (or its stem when it
+was named directly) and ``<D0>`` the cut-off in cycles/mm (``inf`` = unperturbed).
+``compose_files`` writes ``OUT/<exam>/cutoff-<D0>.png``, one reading composite per exam and cut-off.
+Both keep ``OUT/manifest.csv`` (see :mod:`perceptiongap.perturb.manifest`) and skip outputs that
+are already complete.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from perceptiongap.errors import InputError
+from perceptiongap.files import atomic_write_bytes
+from perceptiongap.perturb.compose import COMPOSITE_VIEWS, compose
+from perceptiongap.perturb.filters import VARIANTS, lowpass, pixel_size_mm
+from perceptiongap.perturb.images import (
+    Mammogram,
+    dicom_bytes,
+    identify,
+    is_dicom,
+    is_image_file,
+    png_bytes,
+    read_image,
+    sha256_hex,
+)
+from perceptiongap.perturb.manifest import MANIFEST_NAME, Manifest
+from perceptiongap.perturb.roi import RoiBox, annotators_by_exam, blend, group_rois, scheme_weight
+from perceptiongap.severities import PAPER_CUTOFFS_PER_MM, severity_mm
+from perceptiongap.study import SCHEMES
+
+#: Manifest columns of ``perturb_files``.
+PERTURB_COLUMNS: tuple[str, ...] = (
+    "source", "output", "exam", "view", "cutoff_per_mm", "severity_mm", "variant", "scheme", "annotator",
+    "rois", "pixel_row_mm", "pixel_col_mm", "settings", "sha256",
+)  # fmt: skip
+_PERTURB_REQUEST = ("source", "cutoff_per_mm", "scheme", "annotator", "rois", "settings")
+
+#: Manifest columns of ``compose_files``.
+COMPOSE_COLUMNS: tuple[str, ...] = (
+    "exam", "output", "cutoff_per_mm", "severity_mm", "variant", "source", "settings", "sha256",
+)  # fmt: skip
+_COMPOSE_REQUEST = ("exam", "cutoff_per_mm", "source", "settings")
+
+Progress = Callable[[int, int], None]
+"""Called as ``progress(done, total)`` in units of input images (perturb) or exams (compose)."""
+
+
+@dataclass(frozen=True)
+class InputImage:
+    """An input file and the name its outputs take (a relative POSIX path without suffix)."""
+
+    path: Path
+    name: str
+
+
+def format_cutoff(cutoff: float) -> str:
+    """A cut-off as written in names and the manifest: ``6``, ``4.5``, ``0.25``, ``inf``."""
+    cutoff = float(cutoff)
+    if math.isinf(cutoff):
+        return "inf"
+    short = f"{cutoff:g}"
+    return short if float(short) == cutoff else repr(cutoff)
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "_"
+
+
+def find_images(inputs: Sequence[str | Path], *, exclude: str | Path | None = None) -> list[InputImage]:
+    """The PNG and DICOM files named in ``inputs`` or found (recursively) in its folders.
+
+    Hidden files and anything under ``exclude`` (the output folder) are skipped. Two inputs that
+    would get the same output name are refused.
+    """
+    excluded = Path(exclude).resolve() if exclude is not None else None
+    found: list[InputImage] = []
+    for item in inputs:
+        item = Path(item)
+        if item.is_dir():
+            for path in sorted(item.rglob("*")):
+                relative = path.relative_to(item)
+                if any(part.startswith(".") for part in relative.parts) or not path.is_file():
+                    continue
+                if excluded is not None and path.resolve().is_relative_to(excluded):
+                    continue
+                if is_image_file(path):
+                    found.append(InputImage(path, relative.with_suffix("").as_posix()))
+        elif item.is_file():
+            found.append(InputImage(item, item.stem))
+        else:
+            raise InputError("no such file or folder", source=item)
+    if not found:
+        raise InputError(f"no PNG or DICOM images found in {', '.join(str(i) for i in inputs)}")
+    by_name: dict[str, Path] = {}
+    for image in found:
+        if image.name in by_name and by_name[image.name].resolve() != image.path.resolve():
+            raise InputError(f"two inputs would write the same outputs: {by_name[image.name]} and {image.path}")
+        by_name[image.name] = image.path
+    return list({image.path.resolve(): image for image in found}.values())
+
+
+def _settings(**values: object) -> str:
+    return ";".join(f"{key}={'' if value is None else value}" for key, value in values.items())
+
+
+def _boxes_text(boxes: Sequence[RoiBox]) -> str:
+    return ";".join(f"{b.x0} {b.y0} {b.x1} {b.y1}" for b in boxes)
+
+
+@dataclass(frozen=True)
+class _Planned:
+    request: dict[str, str]
+    cutoff: float
+    scheme: str
+    annotator: str
+    boxes: tuple[RoiBox, ...]
+
+
+def _check_common(variant: str, cutoffs: Sequence[float], pixel_mm) -> tuple[float, ...]:
+    if variant not in VARIANTS:
+        raise InputError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+    if pixel_mm is not None:
+        pixel_size_mm(pixel_mm)
+    values = tuple(float(c) for c in np.atleast_1d(np.asarray(cutoffs, dtype=float)))
+    if not values or any(math.isnan(c) or c <= 0 for c in values):
+        raise InputError(f"cut-offs must be positive numbers of cycles/mm (inf = unperturbed), got {list(cutoffs)}")
+    if len(set(values)) != len(values):
+        raise InputError(f"cut-offs repeat: {list(cutoffs)}")
+    return values
+
+
+def _run(
+    jobs: list[Callable[[], list[dict[str, str]]]],
+    manifest: Manifest,
+    workers: int,
+    progress: Progress | None,
+    total: int,
+    done: int,
+) -> None:
+    """Run ``jobs`` (each returns manifest rows), ``workers`` at a time, recording as they finish."""
+    if progress:
+        progress(done, total)
+    try:
+        if workers <= 1:
+            for job in jobs:
+                manifest.add(job())
+                done += 1
+                if progress:
+                    progress(done, total)
+            return
+        # Threads, not processes: FFTs, NumPy and zlib release the GIL, and errors stay InputErrors.
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            pending = {pool.submit(job) for job in jobs}
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                for future in finished:
+                    if future.exception() is not None:
+                        for other in pending:
+                            other.cancel()
+                        raise future.exception()
+                    manifest.add(future.result())
+                    done += 1
+                    if progress:
+                        progress(done, total)
+    finally:
+        manifest.flush()
+
+
+def perturb_files(
+    inputs: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    cutoffs_per_mm: Sequence[float] = PAPER_CUTOFFS_PER_MM,
+    variant: str = "physical",
+    pixel_mm: float | Sequence[float] | None = None,
+    rois: Sequence[RoiBox] | None = None,
+    scheme: str = "entire",
+    feather_mm: float = 0.0,
+    file_format: str = "png",
+    workers: int = 1,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> pd.DataFrame:
+    """Low-pass filter every input image at every cut-off; returns the manifest (strings).
+
+    ``pixel_mm`` is used for files that carry no spacing (PNG). ``rois`` and a ROI ``scheme``
+    give one version per annotator who drew on the image's exam; images of exams without ROIs
+    are skipped. ``force`` rewrites outputs that an earlier run made from a different request.
+    """
+    cutoffs = _check_common(variant, cutoffs_per_mm, pixel_mm)
+    if scheme not in SCHEMES:
+        raise InputError(f"scheme must be one of {', '.join(SCHEMES)}, got {scheme!r}")
+    if (scheme == "entire") != (rois is None):
+        raise InputError("ROI schemes need ROIs (--rois), and ROIs need a ROI scheme (--scheme)")
+    if file_format not in ("png", "dicom"):
+        raise InputError(f"format must be png or dicom, got {file_format!r}")
+    if not math.isfinite(feather_mm) or feather_mm < 0:
+        raise InputError(f"feather must be a non-negative number of mm, got {feather_mm!r}")
+    out_dir = Path(out_dir)
+    images = find_images(inputs, exclude=out_dir)
+    if file_format == "dicom":
+        for image in images:
+            if not is_dicom(image.path):
+                raise InputError("is not DICOM, so it cannot be written as DICOM; use --format png", source=image.path)
+    pixel_text = "" if pixel_mm is None else "x".join(f"{v:g}" for v in pixel_size_mm(pixel_mm))
+    settings = _settings(variant=variant, feather_mm=f"{feather_mm:g}", pixel_mm=pixel_text, format=file_format)
+    suffix = ".png" if file_format == "png" else ".dcm"
+
+    boxes_by_key = group_rois(rois or ())
+    annotators = annotators_by_exam(rois or ())
+    plans: list[tuple[InputImage, list[_Planned]]] = []
+    skipped = 0
+    for image in images:
+        if scheme == "entire":
+            versions = [("", ())]
+        else:
+            exam, view = identify(image.path)
+            if exam is None or view is None:
+                raise InputError(
+                    "cannot tell this image's exam and view for its ROIs: name it EXAM_L-CC.png (L-CC, L-MLO, "
+                    "R-CC, R-MLO) or give DICOM ImageLaterality and ViewPosition",
+                    source=image.path,
+                )
+            if exam not in annotators:
+                skipped += 1
+                continue
+            versions = [(name, boxes_by_key.get((exam, view, name), ())) for name in annotators[exam]]
+        planned = []
+        for annotator, boxes in versions:
+            folder = f"{scheme}/{_safe_name(annotator)}" if annotator else scheme
+            for cutoff in cutoffs:
+                output = f"{folder}/cutoff-{format_cutoff(cutoff)}/{image.name}{suffix}"
+                request = {
+                    "source": str(image.path.resolve()),
+                    "output": output,
+                    "cutoff_per_mm": format_cutoff(cutoff),
+                    "scheme": scheme,
+                    "annotator": annotator,
+                    "rois": _boxes_text(boxes),
+                    "settings": settings,
+                }
+                planned.append(_Planned(request, cutoff, scheme, annotator, tuple(boxes)))
+        plans.append((image, planned))
+    if skipped:
+        warnings.warn(f"{skipped} image(s) skipped: their exams have no ROIs in the ROI file", stacklevel=2)
+    outputs = [p.request["output"] for _, planned in plans for p in planned]
+    if len(set(outputs)) != len(outputs):
+        raise InputError("two requested outputs share a file name (annotator names that differ only in punctuation?)")
+
+    manifest = Manifest(out_dir, PERTURB_COLUMNS, _PERTURB_REQUEST)
+    jobs = []
+    for image, planned in plans:
+        todo = []
+        for plan in planned:
+            status = manifest.status(plan.request)
+            if status == "conflict" and not force:
+                raise InputError(manifest.describe_conflict(plan.request), source=out_dir)
+            if status != "complete":
+                todo.append(plan)
+        if todo:
+            jobs.append(
+                lambda image=image, todo=todo: _perturb_one(image, todo, out_dir, variant, pixel_mm, feather_mm, file_format)
+            )
+    _run(jobs, manifest, workers, progress, total=len(plans), done=len(plans) - len(jobs))
+    return manifest.table()
+
+
+def _derivation(variant: str, cutoff: float, scheme: str, annotator: str, feather_mm: float) -> str:
+    what = "unperturbed" if math.isinf(cutoff) else (
+        f"Gaussian low-pass filter, cut-off {cutoff:g} cycles/mm (severity {severity_mm(cutoff):g} mm)"
+    )
+    where = scheme if not annotator else f"{scheme} of annotator {annotator}'s ROIs"
+    feather = f", feather {feather_mm:g} mm" if feather_mm and scheme != "entire" else ""
+    return f"perceptiongap {variant} variant: {what}, scheme {where}{feather}"
+
+
+def _perturb_one(
+    image: InputImage,
+    plans: list[_Planned],
+    out_dir: Path,
+    variant: str,
+    pixel_mm: float | Sequence[float] | None,
+    feather_mm: float,
+    file_format: str,
+) -> list[dict[str, str]]:
+    mammogram = read_image(image.path, pixel_mm)
+    cutoffs = sorted({plan.cutoff for plan in plans})
+    try:
+        filtered = lowpass(mammogram.pixels, mammogram.pixel_mm, cutoffs, variant=variant)
+    except InputError as error:
+        raise InputError(str(error), source=image.path) from None
+    layer = {cutoff: index for index, cutoff in enumerate(cutoffs)}
+    weights: dict[str, np.ndarray] = {}
+    rows = []
+    for plan in plans:
+        pixels = filtered[layer[plan.cutoff]]
+        if plan.scheme != "entire":
+            if plan.annotator not in weights:
+                try:
+                    weights[plan.annotator] = scheme_weight(
+                        pixels.shape, plan.boxes, plan.scheme, mammogram.pixel_mm, feather_mm
+                    )
+                except InputError as error:
+                    raise InputError(str(error), source=image.path) from None
+            pixels = blend(mammogram.pixels, pixels, weights[plan.annotator])
+        if file_format == "png":
+            data = png_bytes(pixels, mammogram.pixel_mm, source=image.path)
+        else:
+            description = _derivation(variant, plan.cutoff, plan.scheme, plan.annotator, feather_mm)
+            data = dicom_bytes(mammogram, pixels, description, bits_stored=12 if variant == "release" else None)
+        atomic_write_bytes(out_dir / plan.request["output"], data)
+        rows.append(
+            {
+                **plan.request,
+                "exam": mammogram.exam or "",
+                "view": mammogram.view or "",
+                "severity_mm": f"{severity_mm(plan.cutoff):g}",
+                "variant": variant,
+                "pixel_row_mm": f"{mammogram.pixel_mm[0]:g}",
+                "pixel_col_mm": f"{mammogram.pixel_mm[1]:g}",
+                "sha256": sha256_hex(data),
+            }
+        )
+    return rows
+
+
+def group_exams(images: Sequence[InputImage]) -> dict[str, dict[str, InputImage]]:
+    """The four standard views of each exam; other views are skipped with a warning.
+
+    Refuses an image whose exam or view cannot be told, a view given twice, or a missing view.
+    """
+    exams: dict[str, dict[str, InputImage]] = {}
+    other = 0
+    for image in images:
+        exam, view = identify(image.path)
+        if exam is None or view is None:
+            raise InputError(
+                "cannot tell this image's exam and view: name it EXAM_L-CC.png (L-CC, L-MLO, R-CC, R-MLO) "
+                "or give DICOM ImageLaterality and ViewPosition",
+                source=image.path,
+            )
+        if view not in COMPOSITE_VIEWS:
+            other += 1
+            continue
+        views = exams.setdefault(exam, {})
+        if view in views:
+            raise InputError(f"exam {exam!r} has two {view} images: {views[view].path} and {image.path}")
+        views[view] = image
+    if other:
+        warnings.warn(f"{other} image(s) skipped: only CC and MLO views go into the reading composite", stacklevel=2)
+    for exam, views in exams.items():
+        missing = [view for view in COMPOSITE_VIEWS if view not in views]
+        if missing:
+            raise InputError(f"exam {exam!r} lacks the view(s) {', '.join(missing)} for its reading composite")
+    if not exams:
+        raise InputError("no exam with CC and MLO views found")
+    return exams
+
+
+def compose_files(
+    inputs: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    cutoffs_per_mm: Sequence[float] = (math.inf, *PAPER_CUTOFFS_PER_MM),
+    variant: str = "physical",
+    pixel_mm: float | Sequence[float] | None = None,
+    gap_px: int = 0,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> pd.DataFrame:
+    """Write every exam's reading composite at every cut-off; returns the manifest (strings)."""
+    cutoffs = _check_common(variant, cutoffs_per_mm, pixel_mm)
+    if gap_px < 0:
+        raise InputError(f"gap must be a non-negative number of pixels, got {gap_px}")
+    out_dir = Path(out_dir)
+    exams = group_exams(find_images(inputs, exclude=out_dir))
+    pixel_text = "" if pixel_mm is None else "x".join(f"{v:g}" for v in pixel_size_mm(pixel_mm))
+    settings = _settings(variant=variant, pixel_mm=pixel_text, gap_px=gap_px)
+    manifest = Manifest(out_dir, COMPOSE_COLUMNS, _COMPOSE_REQUEST)
+    jobs = []
+    for exam, views in sorted(exams.items()):
+        sources = ";".join(str(views[view].path.resolve()) for view in COMPOSITE_VIEWS)
+        todo = []
+        for cutoff in cutoffs:
+            request = {
+                "exam": exam,
+                "output": f"{_safe_name(exam)}/cutoff-{format_cutoff(cutoff)}.png",
+                "cutoff_per_mm": format_cutoff(cutoff),
+                "source": sources,
+                "settings": settings,
+            }
+            status = manifest.status(request)
+            if status == "conflict" and not force:
+                raise InputError(manifest.describe_conflict(request), source=out_dir)
+            if status != "complete":
+                todo.append((cutoff, request))
+        if todo:
+            jobs.append(lambda views=views, todo=todo: _compose_one(views, todo, out_dir, variant, pixel_mm, gap_px))
+    _run(jobs, manifest, 1, progress, total=len(exams), done=len(exams) - len(jobs))
+    return manifest.table()
+
+
+def _compose_one(
+    views: dict[str, InputImage],
+    todo: list[tuple[float, dict[str, str]]],
+    out_dir: Path,
+    variant: str,
+    pixel_mm: float | Sequence[float] | None,
+    gap_px: int,
+) -> list[dict[str, str]]:
+    cutoffs = [cutoff for cutoff, _ in todo]
+    read: dict[str, Mammogram] = {view: read_image(image.path, pixel_mm) for view, image in views.items()}
+    filtered = {}
+    for view, mammogram in read.items():
+        try:
+            filtered[view] = lowpass(mammogram.pixels, mammogram.pixel_mm, cutoffs, variant=variant)
+        except InputError as error:
+            raise InputError(str(error), source=mammogram.source) from None
+    orientations = {view: mammogram.patient_orientation for view, mammogram in read.items()}
+    spacings = {mammogram.pixel_mm for mammogram in read.values()}
+    spacing = next(iter(spacings)) if len(spacings) == 1 else None
+    rows = []
+    for index, (cutoff, request) in enumerate(todo):
+        # Orientation is decided on the unperturbed pixels, so every severity is laid out alike.
+        picture = compose(
+            {view: filtered[view][index] for view in read},
+            {view: orientations[view] or _facing_hint(read[view]) for view in read},
+            gap_px=gap_px,
+        )
+        data = png_bytes(picture, spacing, source=request["output"])
+        atomic_write_bytes(out_dir / request["output"], data)
+        rows.append(
+            {**request, "severity_mm": f"{severity_mm(cutoff):g}", "variant": variant, "sha256": sha256_hex(data)}
+        )
+    return rows
+
+
+def _facing_hint(mammogram: Mammogram) -> tuple[str, str]:
+    """A PatientOrientation-like hint from the unperturbed pixels (``A`` = faces right)."""
+    from perceptiongap.perturb.compose import facing
+
+    return ("A" if facing(mammogram.pixels) == "right" else "P", "")
+
+
+__all__ = [
+    "COMPOSE_COLUMNS",
+    "MANIFEST_NAME",
+    "PERTURB_COLUMNS",
+    "InputImage",
+    "compose_files",
+    "find_images",
+    "format_cutoff",
+    "group_exams",
+    "perturb_files",
+]
