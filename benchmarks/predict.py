@@ -1,6 +1,6 @@
 """Throughput of `perceptiongap predict` with the reference network, and where the time goes.
 
-In one run, on the same synthetic exams (four uint16 views of 2000 x 1600 pixels at 0.1 mm, the
+In one run, on the same synthetic exams (four uint16 views of 2000 x 1600 pixels at 0.07 mm, the
 paper's nine severities, entire image): exams per second on 1 local worker, 2 local worker
 processes and a 2-worker local Dask cluster, the scaling ratios against 1 worker, and the time
 of one exam split into reading the files, filtering (all views, all cut-offs), making the
@@ -94,7 +94,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="perceptiongap-bench-") as tmp:
         folder = Path(tmp)
         exams_csv = write_synthetic_exams(folder / "exams", args.exams, shape=(args.height, args.width),
-                                          pixel_mm=0.1, seed=0)
+                                          pixel_mm=0.07, seed=0)
         print(f"{args.exams} synthetic exams, 4 views of {args.height} x {args.width} uint16, "
               f"9 severities, entire image; {os.cpu_count()} CPU cores")
 

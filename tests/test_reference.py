@@ -10,8 +10,8 @@ from perceptiongap.predict.plugin import VIEWS
 from perceptiongap.reference import REFERENCE_SCORE, network, probability, speck_score, synthetic_exam
 from perceptiongap.severities import PAPER_CUTOFFS_PER_MM
 
-# The sample exam's spacing is not recorded; 0.1 mm is typical of screening mammograms.
-SAMPLE_PIXEL_MM = 0.1
+# The sample exam's spacing is not recorded; 0.07 mm is typical of screening mammograms.
+SAMPLE_PIXEL_MM = 0.07
 
 
 def gaussian_lowpasses(image, pixel_mm, cutoffs_per_mm):
@@ -40,9 +40,9 @@ def test_score_falls_with_every_severity_on_the_sample_exam(exam_dir):
 
 def test_specks_raise_the_score_and_low_pass_filtering_removes_them():
     rng = np.random.default_rng(0)
-    exam = synthetic_exam((300, 240), 0.1, (6, 0), rng)
-    with_specks = np.array(scores_by_severity(exam["L-CC"].astype(np.float32), 0.1))
-    without = np.array(scores_by_severity(exam["R-CC"].astype(np.float32), 0.1))
+    exam = synthetic_exam((300, 240), 0.07, (6, 0), rng)
+    with_specks = np.array(scores_by_severity(exam["L-CC"].astype(np.float32), 0.07))
+    without = np.array(scores_by_severity(exam["R-CC"].astype(np.float32), 0.07))
     assert with_specks[0] > 3 * without[0]
     assert np.all(np.diff(with_specks) <= 1e-9 * with_specks[0])
     # At 4 mm the specks are gone: both breasts look alike.
@@ -51,8 +51,8 @@ def test_specks_raise_the_score_and_low_pass_filtering_removes_them():
 
 def test_network_predicts_per_breast_and_is_invariant_to_the_intensity_unit():
     rng = np.random.default_rng(1)
-    left_specks = {v: (a.astype(np.float32), 0.1) for v, a in synthetic_exam((300, 240), 0.1, (6, 0), rng).items()}
-    right_specks = {v: (a.astype(np.float32), 0.1) for v, a in synthetic_exam((300, 240), 0.1, (0, 6), rng).items()}
+    left_specks = {v: (a.astype(np.float32), 0.07) for v, a in synthetic_exam((300, 240), 0.07, (6, 0), rng).items()}
+    right_specks = {v: (a.astype(np.float32), 0.07) for v, a in synthetic_exam((300, 240), 0.07, (0, 6), rng).items()}
     rescaled = {v: (3.0 * image + 100.0, mm) for v, (image, mm) in left_specks.items()}
     predictions = network([left_specks, right_specks, rescaled])
     assert predictions.shape == (3, 2)
@@ -72,7 +72,7 @@ def test_probability_is_a_monotone_logistic_of_the_log_score():
 
 def test_non_square_pixels_scale_the_filters_per_axis():
     rng = np.random.default_rng(2)
-    image = synthetic_exam((300, 240), 0.1, (6, 0), rng)["L-CC"].astype(np.float32)
+    image = synthetic_exam((300, 240), 0.07, (6, 0), rng)["L-CC"].astype(np.float32)
     # Doubling the rows of an image with half the row spacing describes the same breast.
     stretched = np.repeat(image, 2, axis=0)
-    assert speck_score(stretched, (0.05, 0.1)) == pytest.approx(speck_score(image, 0.1), rel=0.25)
+    assert speck_score(stretched, (0.035, 0.07)) == pytest.approx(speck_score(image, 0.07), rel=0.25)

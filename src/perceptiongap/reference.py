@@ -91,8 +91,9 @@ def synthetic_view(
     """
     height, width = shape
     rows, cols = np.mgrid[0:height, 0:width].astype(np.float32)
-    breast = np.clip(1.0 - ((rows - height / 2) / (0.45 * height)) ** 2 - (cols / (0.8 * width)) ** 2, 0.0, None)
-    breast **= 0.3
+    # A smooth (C1) fall-off to the background: a sharp skin line would itself look like detail.
+    inside = np.clip((1.0 - ((rows - height / 2) / (0.45 * height)) ** 2 - (cols / (0.8 * width)) ** 2) / 0.3, 0, 1)
+    breast = inside * inside * (3.0 - 2.0 * inside)
     # Low-frequency texture: coarse noise (one value per ~2 mm) interpolated up to full size.
     step = max(2.0 / pixel_mm, 1.0)
     coarse = rng.standard_normal((int(height / step) + 2, int(width / step) + 2)).astype(np.float32)
@@ -131,7 +132,7 @@ def write_synthetic_exams(
     n_exams: int,
     *,
     shape: tuple[int, int] = (300, 240),
-    pixel_mm: float = 0.1,
+    pixel_mm: float = 0.07,
     specks: int = 5,
     seed: int = 0,
     prefix: str = "synthetic",

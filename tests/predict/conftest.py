@@ -14,9 +14,9 @@ from predict_helpers import write_rois
 
 @pytest.fixture(scope="session")
 def exams_folder(tmp_path_factory) -> Path:
-    """Four synthetic exams of 160 x 128 pixels at 0.1 mm (odd ones with specks on the left)."""
+    """Four synthetic exams of 160 x 128 pixels at 0.07 mm (odd ones with specks on the left)."""
     folder = tmp_path_factory.mktemp("exams")
-    write_synthetic_exams(folder, 4, shape=(160, 128), pixel_mm=0.1, seed=0)
+    write_synthetic_exams(folder, 4, shape=(160, 128), pixel_mm=0.07, seed=0)
     return folder
 
 

@@ -58,14 +58,14 @@ def test_good_outputs_pass_as_float64():
 
 
 def exam_of(images):
-    return {view: (image.astype(np.float32), 0.1) for view, image in images.items()}
+    return {view: (image.astype(np.float32), (0.07, 0.07)) for view, image in images.items()}
 
 
 def test_an_exception_is_traced_to_the_exam_that_raises_it():
     import netdoubles
 
     rng = np.random.default_rng(0)
-    exams = [exam_of(synthetic_exam((64, 48), 0.1, (0, 0), rng)) for _ in range(3)]
+    exams = [exam_of(synthetic_exam((64, 48), 0.07, (0, 0), rng)) for _ in range(3)]
     exams[1]["L-CC"][0][5, 5] = 4095.0
     labels = [f"exam 'e{i}' at 0.0 mm (entire)" for i in range(3)]
     with pytest.raises(InputError) as error:

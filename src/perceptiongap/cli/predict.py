@@ -26,21 +26,27 @@ def predict_command(
     exams: Annotated[Path, typer.Option(help="CSV, one row per image: exam, view (L-CC, L-MLO, R-CC, R-MLO), path, optional pixel_mm.")],
     observer_group: Annotated[str, typer.Option(help="Observer group of the rows, e.g. 'gmic'.")],
     out: Annotated[Path, typer.Option(help="Observations to write (.parquet or .csv).")],
-    observer: Annotated[str | None, typer.Option(help="Observer of the rows, e.g. the training seed [default: the model spec].")] = None,
+    observer: Annotated[str | None, typer.Option(help="Observer of the rows, e.g. the training seed (default: the model spec).")] = None,
     cutoffs_per_mm: Annotated[str, typer.Option(help="Gaussian cut-offs in cycles/mm, comma-separated; the unperturbed image is always added.")] = PAPER_CUTOFFS,
     rois: Annotated[Path | None, typer.Option(help="ROI boxes per (exam, view, annotator), for the ROI schemes.")] = None,
     schemes: Annotated[str, typer.Option(help="Comma-separated: entire, roi_interior, roi_exterior.")] = "entire",
     batch_size: Annotated[int, typer.Option(help="Perturbed exams per call of the network.")] = 8,
     workers: Annotated[int, typer.Option(help="Local worker processes.")] = 1,
     cluster: Annotated[str | None, typer.Option(help="Dask: 'local:N' for a local cluster of N processes, or a scheduler address 'tcp://HOST:PORT'.")] = None,
-    pixel_mm: Annotated[float | None, typer.Option(help="Pixel spacing in mm of images without one (PNG), unless EXAMS gives pixel_mm.")] = None,
+    pixel_mm: Annotated[str | None, typer.Option(help="Pixel size in mm (0.07 or ROWxCOL) of images without one (PNG) where EXAMS gives none.")] = None,
     variant: Annotated[str, typer.Option(help="Low-pass filter: 'physical' (cycles/mm on the breast) or 'release' (the authors' code).")] = "physical",
+    feather_mm: Annotated[float, typer.Option(help="Soft edge of the ROI schemes in mm (0 = hard edge).")] = 0.0,
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUT and discard an unfinished run's rows.")] = False,
     flush_seconds: Annotated[float, typer.Option(hidden=True, help="Write finished rows to disk at least this often.")] = 10.0,
 ) -> None:
     """Run a network over every exam at every severity (and scheme); resumable; local or Dask."""
     from perceptiongap.predict import predict
+    from perceptiongap.predict.jobs import parse_pixel_mm
 
+    try:
+        spacing = None if pixel_mm is None else parse_pixel_mm(pixel_mm)
+    except ValueError as error:
+        raise InputError(str(error), source="--pixel-mm") from None
     table = predict(
         model,
         exams,
@@ -53,8 +59,9 @@ def predict_command(
         batch_size=batch_size,
         workers=workers,
         cluster=cluster,
-        pixel_mm=pixel_mm,
+        pixel_mm=spacing,
         variant=variant,
+        feather_mm=feather_mm,
         force=force,
         flush_seconds=flush_seconds,
     )

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from perceptiongap import perturb
 from perceptiongap.errors import InputError
-from perceptiongap.predict import _perturb_shim as engine
 from perceptiongap.predict.plugin import VIEWS, Exam, PixelMM, call_model, load_model
 from perceptiongap.severities import severity_mm
 from perceptiongap.study import SCHEMES
@@ -35,7 +35,7 @@ class ExamImages:
 
     exam: str
     paths: tuple[str, ...]
-    pixel_mm: tuple[float | None, ...]
+    pixel_mm: tuple[PixelMM | None, ...]
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,10 @@ class Task:
     jobs: tuple[Job, ...]
     cutoffs_per_mm: tuple[float, ...]
     variant: str = "physical"
-    #: (annotator, view) -> ROI boxes of shape (k, 4) in pixels, for this exam's ROI jobs.
-    boxes: Mapping[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    #: (annotator, view) -> that annotator's ROI boxes on that view of this exam.
+    boxes: Mapping[tuple[str, str], tuple[perturb.RoiBox, ...]] = field(default_factory=dict)
+    #: Width in mm of the soft edge of the ROI schemes (0 = a hard edge).
+    feather_mm: float = 0.0
 
 
 def file_digest(path: str | Path) -> str:
@@ -72,7 +74,7 @@ def file_digest(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def read_exams(path: str | Path, pixel_mm: float | None = None) -> list[ExamImages]:
+def read_exams(path: str | Path, pixel_mm: float | tuple[float, float] | None = None) -> list[ExamImages]:
     """Read ``EXAMS.csv``: one row per image, columns ``exam, view, path`` and optional ``pixel_mm``.
 
     Relative paths are relative to the CSV's folder. Every exam needs each of the four views
@@ -109,65 +111,67 @@ def read_exams(path: str | Path, pixel_mm: float | None = None) -> list[ExamImag
             f"row {row + 1}: exam {table['exam'].iloc[row]!r} has view {table['view'].iloc[row]} twice", source=path
         )
 
-    spacing = np.full(len(table), np.nan if pixel_mm is None else float(pixel_mm))
-    if "pixel_mm" in table.columns:
-        given = table["pixel_mm"] != ""
-        values = pd.to_numeric(table["pixel_mm"].where(given, "nan"), errors="coerce").to_numpy()
-        bad = given.to_numpy() & ~(np.isfinite(values) & (values > 0))
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise InputError(
-                f"column 'pixel_mm', row {row + 1}: {table['pixel_mm'].iloc[row]!r} is not a positive number of mm",
-                source=path,
-            )
-        spacing = np.where(given, values, spacing)
+    column = table["pixel_mm"] if "pixel_mm" in table.columns else pd.Series("", index=table.index)
+    spacings: list[PixelMM | None] = []
+    for row, text in enumerate(column):
+        try:
+            spacings.append(parse_pixel_mm(text) if text else pixel_mm)
+        except ValueError as error:
+            raise InputError(f"column 'pixel_mm', row {row + 1}: {error}", source=path) from None
 
     resolved = []
-    for row, (text, mm) in enumerate(zip(table["path"], spacing)):
+    for row, (text, spacing) in enumerate(zip(table["path"], spacings)):
         image_path = Path(text) if Path(text).is_absolute() else path.parent / text
         if not image_path.is_file():
             raise InputError(f"column 'path', row {row + 1}: no such file {str(image_path)!r}", source=path)
-        if np.isnan(mm) and image_path.suffix.lower() not in ("", ".dcm", ".dicom"):
+        if spacing is None and not perturb.images.is_dicom(image_path):
             raise InputError(
                 f"row {row + 1}: {image_path.name} has no pixel spacing; add a 'pixel_mm' column or pass --pixel-mm",
                 source=path,
             )
         resolved.append(str(image_path))
-    table["resolved"] = resolved
-    table["spacing"] = spacing
+    files = {(exam, view): (file, spacing)
+             for exam, view, file, spacing in zip(table["exam"], table["view"], resolved, spacings)}
 
     exams = []
-    for exam, rows in table.groupby("exam", sort=False):
-        absent = [view for view in VIEWS if view not in set(rows["view"])]
+    for exam in pd.unique(table["exam"]):
+        absent = [view for view in VIEWS if (exam, view) not in files]
         if absent:
             raise InputError(f"exam {exam!r} lacks view(s) {', '.join(absent)}", source=path)
-        by_view = rows.set_index("view")
         exams.append(
             ExamImages(
                 exam=str(exam),
-                paths=tuple(str(by_view.at[view, "resolved"]) for view in VIEWS),
-                pixel_mm=tuple(
-                    None if np.isnan(by_view.at[view, "spacing"]) else float(by_view.at[view, "spacing"])
-                    for view in VIEWS
-                ),
+                paths=tuple(files[exam, view][0] for view in VIEWS),
+                pixel_mm=tuple(files[exam, view][1] for view in VIEWS),
             )
         )
     return exams
 
 
-def read_boxes(path: str | Path) -> dict[str, dict[tuple[str, str], np.ndarray]]:
-    """ROI boxes by exam, then by (annotator, view): arrays of shape (k, 4)."""
-    rois = engine.read_rois(path)
-    boxes: dict[str, dict[tuple[str, str], np.ndarray]] = {}
-    for (exam, annotator, view), rows in rois.groupby(["exam", "annotator", "view"], sort=False):
-        boxes.setdefault(str(exam), {})[(str(annotator), str(view))] = rows[["x0", "y0", "x1", "y1"]].to_numpy()
+def parse_pixel_mm(text: str) -> PixelMM:
+    """A pixel size in mm: ``0.07`` (square) or ``0.07x0.065`` (row x column); ValueError if not."""
+    try:
+        values = tuple(float(part) for part in str(text).lower().split("x"))
+    except ValueError:
+        values = ()
+    if len(values) not in (1, 2) or not all(math.isfinite(v) and v > 0 for v in values):
+        raise ValueError(f"{text!r} is not a pixel size in mm like 0.07 or 0.07x0.065")
+    return values[0] if len(values) == 1 else (values[0], values[1])
+
+
+def read_boxes(path: str | Path) -> dict[str, dict[tuple[str, str], tuple[perturb.RoiBox, ...]]]:
+    """ROI boxes (CSV or JSON, see :func:`perceptiongap.perturb.read_rois`) by exam, then by
+    (annotator, view)."""
+    boxes: dict[str, dict[tuple[str, str], tuple[perturb.RoiBox, ...]]] = {}
+    for (exam, view, annotator), group in perturb.group_rois(perturb.read_rois(path)).items():
+        boxes.setdefault(exam, {})[(annotator, view)] = group
     return boxes
 
 
 def make_jobs(
     exams: Sequence[ExamImages],
     schemes: Sequence[str],
-    boxes: Mapping[str, Mapping[tuple[str, str], np.ndarray]] | None = None,
+    boxes: Mapping[str, Mapping[tuple[str, str], tuple[perturb.RoiBox, ...]]] | None = None,
     source: str = "--rois",
 ) -> list[Job]:
     """Every job of a run, in a fixed order: exams as given; per exam the schemes in ``SCHEMES``
@@ -196,7 +200,8 @@ def make_tasks(
     cutoffs_per_mm: Sequence[float],
     *,
     variant: str = "physical",
-    boxes: Mapping[str, Mapping[tuple[str, str], np.ndarray]] | None = None,
+    boxes: Mapping[str, Mapping[tuple[str, str], tuple[perturb.RoiBox, ...]]] | None = None,
+    feather_mm: float = 0.0,
     done: set[tuple[str, str, str]] = frozenset(),
 ) -> list[Task]:
     """Group the jobs not in ``done`` by exam, one task per exam that has any left."""
@@ -212,6 +217,7 @@ def make_tasks(
             cutoffs_per_mm=tuple(cutoffs_per_mm),
             variant=variant,
             boxes=dict(boxes.get(exam.exam, {})),
+            feather_mm=feather_mm,
         )
         for exam in exams
         if exam.exam in pending
@@ -223,59 +229,58 @@ def _describe(job: Job, cutoff: float) -> str:
     return f"exam {job.exam!r} at {severity_mm(cutoff)} mm ({where})"
 
 
-def read_views(images: ExamImages) -> dict[str, tuple[np.ndarray, PixelMM]]:
-    """The four views of an exam as stored (their own dtype) with their pixel spacings in mm."""
-    return {
-        view: engine.read_image(path, pixel_mm)
-        for view, path, pixel_mm in zip(VIEWS, images.paths, images.pixel_mm)
-    }
+def read_views(images: ExamImages) -> dict[str, tuple[np.ndarray, tuple[float, float]]]:
+    """The four views of an exam as stored (their own dtype) with their pixel size (row, column) in mm."""
+    views = {}
+    for view, path, pixel_mm in zip(VIEWS, images.paths, images.pixel_mm):
+        image = perturb.read_image(path, pixel_mm)
+        views[view] = (image.pixels, image.pixel_mm)
+    return views
 
 
 def filter_views(
-    views: Mapping[str, tuple[np.ndarray, PixelMM]], cutoffs_per_mm: Sequence[float], variant: str = "physical"
+    views: Mapping[str, tuple[np.ndarray, PixelMM]],
+    cutoffs_per_mm: Sequence[float],
+    variant: str = "physical",
+    sources: Mapping[str, str] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Each view low-pass filtered at every finite cut-off: view -> (len(finite cut-offs), H, W)."""
-    finite = [c for c in cutoffs_per_mm if math.isfinite(c)]
-    return {
-        view: engine.lowpass(image, pixel_mm, finite, variant=variant)
-        if finite
-        else np.empty((0, *image.shape), image.dtype)
-        for view, (image, pixel_mm) in views.items()
-    }
+    """Each view low-pass filtered at every cut-off (``inf`` = unperturbed), one forward FFT per
+    view: view -> array (len(cutoffs), H, W) in the dtype :func:`perceptiongap.perturb.lowpass`
+    gives. A cut-off an image cannot represent raises InputError naming ``sources[view]``."""
+    stacks = {}
+    for view, (image, pixel_mm) in views.items():
+        try:
+            stacks[view] = perturb.lowpass(image, pixel_mm, list(cutoffs_per_mm), variant=variant)
+        except InputError as error:
+            source = (sources or {}).get(view, view)
+            raise InputError(str(error), source=source) from None
+    return stacks
 
 
 def perturbed_exams(task: Task) -> Iterator[tuple[Job, float, Exam]]:
     """Yield ``(job, cutoff, exam)`` for every job of the task and every cut-off (inf = unperturbed).
 
-    Each view is read once and filtered once for all finite cut-offs; the ROI schemes take the
-    filtered pixels inside (interior) or outside (exterior) the union of the annotator's boxes and
-    the original pixels elsewhere.
+    Each view is read once and filtered once for all cut-offs; the ROI schemes blend the filtered
+    and the original pixels with :func:`perceptiongap.perturb.scheme_weight` (filtered inside the
+    union of the annotator's boxes for ``roi_interior``, outside for ``roi_exterior``), exactly as
+    ``perceptiongap perturb`` does, so a network sees what the written images would show.
     """
     views = read_views(task.images)
-    stacks = filter_views(views, task.cutoffs_per_mm, task.variant)
-    originals = {view: image.astype(np.float32) for view, (image, _) in views.items()}
-    spacings = {view: pixel_mm for view, (_, pixel_mm) in views.items()}
-    finite = [c for c in task.cutoffs_per_mm if math.isfinite(c)]
+    stacks = filter_views(views, task.cutoffs_per_mm, task.variant, dict(zip(VIEWS, task.images.paths)))
     for job in task.jobs:
-        masks = {}
+        weights = {}
         if job.scheme != "entire":
-            for view in VIEWS:
-                boxes = task.boxes.get((job.annotator, view), np.empty((0, 4)))
-                masks[view] = engine.roi_mask(originals[view].shape, boxes)
-        for cutoff in task.cutoffs_per_mm:
+            for view, (image, pixel_mm) in views.items():
+                weights[view] = perturb.scheme_weight(
+                    image.shape, task.boxes.get((job.annotator, view), ()), job.scheme, pixel_mm, task.feather_mm
+                )
+        for index, cutoff in enumerate(task.cutoffs_per_mm):
             exam = {}
-            for view in VIEWS:
-                if not math.isfinite(cutoff):
-                    image = originals[view]
-                else:
-                    filtered = stacks[view][finite.index(cutoff)].astype(np.float32, copy=False)
-                    if job.scheme == "entire":
-                        image = filtered
-                    elif job.scheme == "roi_interior":
-                        image = np.where(masks[view], filtered, originals[view])
-                    else:
-                        image = np.where(masks[view], originals[view], filtered)
-                exam[view] = (image, spacings[view])
+            for view, (image, pixel_mm) in views.items():
+                perturbed = stacks[view][index]
+                if job.scheme != "entire" and math.isfinite(cutoff):
+                    perturbed = perturb.blend(image, perturbed, weights[view])
+                exam[view] = (perturbed.astype(np.float32), pixel_mm)
             yield job, cutoff, exam
 
 

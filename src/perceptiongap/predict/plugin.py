@@ -5,8 +5,7 @@ a class; a class is instantiated once per worker process with no arguments (load
 ``__init__``). Either way the result is called with a *batch*: a list of exams, each a mapping
 from view (``L-CC``, ``L-MLO``, ``R-CC``, ``R-MLO``) to ``(image, pixel_mm)``, where ``image`` is
 a float32 array of shape (H, W) in the intensity units of the input file, already perturbed, and
-``pixel_mm`` the pixel spacing in mm (a float, or a (row, column) pair for non-square pixels). It
-returns an array-like of shape (batch, 2): the malignancy probability of the left and the right
+``pixel_mm`` the pixel size in mm as a (row, column) pair. It returns an array-like of shape (batch, 2): the malignancy probability of the left and the right
 breast of each exam, in [0, 1].
 """
 
@@ -25,7 +24,7 @@ from perceptiongap.errors import InputError
 VIEWS: tuple[str, ...] = ("L-CC", "L-MLO", "R-CC", "R-MLO")
 
 PixelMM = float | tuple[float, float]
-#: One exam as a network sees it: view -> (float32 image of shape (H, W), pixel spacing in mm).
+#: One exam as a network sees it: view -> (float32 image of shape (H, W), (row, column) pixel size in mm).
 Exam = Mapping[str, tuple[np.ndarray, PixelMM]]
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from perceptiongap.errors import InputError
+from perceptiongap.perturb import VARIANTS
 from perceptiongap.predict.jobs import (
     Task,
     cached_model,
@@ -33,9 +34,6 @@ from perceptiongap.predict.store import ObservationStore
 from perceptiongap.severities import PAPER_CUTOFFS_PER_MM, severity_mm
 
 TaskFunction = Callable[[Task], pd.DataFrame]
-
-#: The low-pass filters of the perturbation engine (METHOD §1).
-VARIANTS = ("physical", "release")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -217,15 +215,17 @@ def predict(
     batch_size: int = 8,
     workers: int = 1,
     cluster: str | None = None,
-    pixel_mm: float | None = None,
+    pixel_mm: float | tuple[float, float] | None = None,
     variant: str = "physical",
+    feather_mm: float = 0.0,
     force: bool = False,
     progress: bool = True,
     flush_seconds: float = 10.0,
 ) -> pd.DataFrame:
     """Predict with the network ``model`` (``package.module:attribute``) on every exam of
     ``exams`` (``EXAMS.csv``) at the unperturbed image and every cut-off in ``cutoffs_per_mm``
-    (cycles/mm), for each scheme (the ROI schemes once per annotator in ``rois``), and write the
+    (cycles/mm), for each scheme (the ROI schemes once per annotator in ``rois``, with a soft edge
+    of ``feather_mm``), and write the
     Observations (``observer_kind`` machine) to ``out``. Resumes an interrupted run with the same
     settings. ``workers`` > 1 uses local processes; ``cluster`` (``local:N`` or a scheduler
     address such as ``tcp://host:8786``) uses dask.distributed. Finished rows are written to disk
@@ -233,6 +233,8 @@ def predict(
     """
     if variant not in VARIANTS:
         raise InputError(f"{variant!r} is not one of {', '.join(VARIANTS)}", source="--variant")
+    if not (math.isfinite(feather_mm) and feather_mm >= 0):
+        raise InputError(f"{feather_mm!r} is not a non-negative number of mm", source="--feather-mm")
     if batch_size < 1:
         raise InputError("must be at least 1", source="--batch-size")
     if workers < 1:
@@ -260,13 +262,14 @@ def predict(
         "cutoffs_per_mm": [str(c) for c in cutoffs],
         "schemes": sorted(schemes),
         "variant": variant,
+        "feather_mm": feather_mm,
         "pixel_mm": pixel_mm,
         "exams_sha256": file_digest(exams),
         "rois_sha256": None if rois is None else file_digest(rois),
     }
     store = ObservationStore(out, settings, force=force)
     done = store.open()
-    tasks = make_tasks(exam_list, jobs, cutoffs, variant=variant, boxes=boxes, done=done)
+    tasks = make_tasks(exam_list, jobs, cutoffs, variant=variant, boxes=boxes, feather_mm=feather_mm, done=done)
     function = _TaskFunction(model, batch_size)
 
     buffer: list[pd.DataFrame] = []
