@@ -30,6 +30,7 @@ def scores_by_severity(image, pixel_mm):
     ]
 
 
+@pytest.mark.slow
 def test_score_falls_with_every_severity_on_the_sample_exam(exam_dir):
     for view in VIEWS:
         image = np.asarray(Image.open(exam_dir / f"0_{view}.png")).astype(np.float32)

@@ -7,20 +7,10 @@ import pandas as pd
 import pytest
 
 from perceptiongap.calibrate import calibrate_observations, classwise_ece
-from perceptiongap.cli import main
 from perceptiongap.reference import write_synthetic_exams
 from perceptiongap.study import read_observations, write_table
 
-
-def run_cli(args, capsys):
-    """Run the command line; return (exit code, stdout, stderr)."""
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+from .helpers import run_cli
 
 
 def test_predict_writes_observations(tmp_path, capsys):

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from perceptiongap.predict import predict
 from perceptiongap.reference import write_synthetic_exams
@@ -27,6 +28,7 @@ def network(exams):
 '''
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_to_exactly_the_uninterrupted_rows(tmp_path):
     exams = write_synthetic_exams(tmp_path / "exams", 10, shape=(128, 96), seed=3)
     (tmp_path / "slow_network.py").write_text(SLOW_NETWORK)

@@ -5,28 +5,29 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from perceptiongap.cli import main
 from perceptiongap.model import build_model_data, fit
 from perceptiongap.predict.plugin import VIEWS
 from perceptiongap.reference import write_synthetic_exams
 from perceptiongap.severities import PAPER_SEVERITIES_MM
 from perceptiongap.study import read_study
-from predict_helpers import write_cases, write_rois
+
+from ..cli.helpers import run_cli
+from .predict_helpers import write_cases, write_rois
 
 # The sample exam's spacing is not recorded; 0.07 mm is typical of screening mammograms
 # (and fine enough for the paper's 6 cycles/mm).
 SAMPLE_PIXEL_MM = 0.07
 
 
-def cli(*args):
-    try:
-        main(list(args))
-    except SystemExit as exit_:
-        assert exit_.code == 0
+def cli(capsys, *args):
+    code, _, stderr = run_cli(args, capsys)
+    assert code == 0, stderr
 
 
-def test_exams_to_calibrated_observations_to_the_model_fit(exam_dir, tmp_path):
+@pytest.mark.slow
+def test_exams_to_calibrated_observations_to_the_model_fit(exam_dir, tmp_path, capsys):
     # Test set: ten synthetic exams (odd ones with specks in the left breast) and the real exam,
     # read in place from the shared folder.
     test_csv = write_synthetic_exams(tmp_path / "test", 10, shape=(160, 128), seed=1, prefix="test")
@@ -47,11 +48,11 @@ def test_exams_to_calibrated_observations_to_the_model_fit(exam_dir, tmp_path):
                                    {f"val-{i}" for i in range(1, 40, 2)})
 
     common = ["--model", "perceptiongap.reference:network", "--observer-group", "reference", "--observer", "seed0"]
-    cli("predict", *common, "--exams", str(test_csv), "--out", str(tmp_path / "test.parquet"),
+    cli(capsys, "predict", *common, "--exams", str(test_csv), "--out", str(tmp_path / "test.parquet"),
         "--rois", str(rois), "--schemes", "entire,roi_interior,roi_exterior")
-    cli("predict", *common, "--exams", str(validation_csv), "--out", str(tmp_path / "validation.parquet"),
+    cli(capsys, "predict", *common, "--exams", str(validation_csv), "--out", str(tmp_path / "validation.parquet"),
         "--cutoffs-per-mm", "")
-    cli("calibrate", "--validation", str(tmp_path / "validation.parquet"), "--validation-cases",
+    cli(capsys, "calibrate", "--validation", str(tmp_path / "validation.parquet"), "--validation-cases",
         str(validation_cases), "--test", str(tmp_path / "test.parquet"), "--cases", str(test_cases),
         "--out", str(tmp_path / "calibrated.parquet"), "--unperturbed-only")
 

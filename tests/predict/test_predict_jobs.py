@@ -14,6 +14,8 @@ from perceptiongap.predict.jobs import Job, make_jobs, make_tasks, perturbed_exa
 from perceptiongap.predict.plugin import VIEWS
 from perceptiongap.severities import PAPER_CUTOFFS_PER_MM, PAPER_SEVERITIES_MM
 
+from .predict_helpers import write_rois
+
 CUTOFFS = (math.inf, *PAPER_CUTOFFS_PER_MM)
 
 
@@ -144,8 +146,6 @@ def test_a_cutoff_the_image_cannot_represent_names_the_file(exams_folder):
 
 
 def test_a_box_outside_the_image_names_the_roi(exams_folder, tmp_path):
-    from predict_helpers import write_rois
-
     exams = read_exams(exams_folder / "exams.csv")[:1]
     boxes = read_boxes(write_rois(tmp_path / "rois.csv", [("synthetic-0", "R-CC", "x", 100, 100, 200, 140)]))
     (task,) = make_tasks(exams, make_jobs(exams, ["roi_interior"], boxes), CUTOFFS, boxes=boxes)

@@ -11,14 +11,14 @@ from perceptiongap.errors import InputError
 from perceptiongap.predict.plugin import call_model, check_predictions, load_model
 from perceptiongap.reference import network, synthetic_exam
 
+from . import netdoubles
+
 LABELS = ["exam 'a' at 0.0 mm (entire)", "exam 'b' at 4.0 mm (entire)"]
 
 
 def test_load_model_imports_functions_and_instantiates_classes():
     assert load_model("perceptiongap.reference:network") is network
-    import netdoubles
-
-    assert isinstance(load_model("netdoubles:Flaky"), netdoubles.Flaky)
+    assert isinstance(load_model("tests.predict.netdoubles:Flaky"), netdoubles.Flaky)
 
 
 @pytest.mark.parametrize(
@@ -27,8 +27,8 @@ def test_load_model_imports_functions_and_instantiates_classes():
         ("perceptiongap.reference", "expected 'package.module:function'"),
         ("no_such_module_xyz:net", "cannot import module 'no_such_module_xyz'"),
         ("perceptiongap.reference:nowhere", "has no attribute 'nowhere'"),
-        ("netdoubles:NOT_CALLABLE", "'NOT_CALLABLE' is not callable"),
-        ("netdoubles:NeedsArguments", "cannot instantiate NeedsArguments with no arguments"),
+        ("tests.predict.netdoubles:NOT_CALLABLE", "'NOT_CALLABLE' is not callable"),
+        ("tests.predict.netdoubles:NeedsArguments", "cannot instantiate NeedsArguments with no arguments"),
     ],
 )
 def test_load_model_explains_a_bad_spec(spec, message):
@@ -62,22 +62,20 @@ def exam_of(images):
 
 
 def test_an_exception_is_traced_to_the_exam_that_raises_it():
-    import netdoubles
-
     rng = np.random.default_rng(0)
     exams = [exam_of(synthetic_exam((64, 48), 0.07, (0, 0), rng)) for _ in range(3)]
     exams[1]["L-CC"][0][5, 5] = 4095.0
     labels = [f"exam 'e{i}' at 0.0 mm (entire)" for i in range(3)]
     with pytest.raises(InputError) as error:
-        call_model(netdoubles.raises_on_saturated, exams, labels, "netdoubles:raises_on_saturated")
+        call_model(netdoubles.raises_on_saturated, exams, labels, "m:raises_on_saturated")
     assert str(error.value) == (
-        "model netdoubles:raises_on_saturated: on exam 'e1' at 0.0 mm (entire): raised ValueError: saturated pixel"
+        "model m:raises_on_saturated: on exam 'e1' at 0.0 mm (entire): raised ValueError: saturated pixel"
     )
     with pytest.raises(InputError, match="on exam 'e0' at 0.0 mm \\(entire\\): raised RuntimeError: CUDA"):
-        call_model(netdoubles.raises, exams, labels, "netdoubles:raises")
+        call_model(netdoubles.raises, exams, labels, "m:raises")
     # When no exam fails alone, the message names the batch.
     with pytest.raises(InputError, match="on a batch of 3 exams starting with exam 'e0'.*: raised RuntimeError: CUDA"):
-        call_model(netdoubles.raises_on_batches, exams, labels, "netdoubles:raises_on_batches")
+        call_model(netdoubles.raises_on_batches, exams, labels, "m:raises_on_batches")
 
 
 def test_input_error_survives_pickling_between_processes():

@@ -13,8 +13,11 @@ from perceptiongap.predict.store import ObservationStore
 from perceptiongap.severities import PAPER_SEVERITIES_MM
 from perceptiongap.study import validate_observations
 
+from . import netdoubles
+
 REFERENCE = "perceptiongap.reference:network"
 SCHEMES = ("entire", "roi_interior", "roi_exterior")
+FLAKY = "tests.predict.netdoubles:Flaky"
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +51,7 @@ def test_two_local_processes_give_identical_observations(single_process_run, exa
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "obs.parquet"), single_process_run)
 
 
+@pytest.mark.slow
 def test_a_dask_cluster_of_two_worker_processes_gives_identical_observations(
     single_process_run, exams_folder, rois_file, tmp_path
 ):
@@ -67,16 +71,14 @@ def test_a_dask_cluster_of_two_worker_processes_gives_identical_observations(
 def test_a_network_error_stops_the_run_keeps_finished_exams_and_the_fixed_run_resumes(
     single_process_run, exams_folder, rois_file, tmp_path
 ):
-    import netdoubles
-
     out = tmp_path / "obs.parquet"
     netdoubles.Flaky.calls, netdoubles.Flaky.fail_on_call = 0, 3
     # One call per job (batch size 9 = all severities): call 3 is exam 0's roi_exterior job.
     kwargs = dict(observer="seed0", rois=rois_file, schemes=SCHEMES, batch_size=9, progress=False, flush_seconds=0)
     with pytest.raises(InputError) as error:
-        predict("netdoubles:Flaky", exams_folder / "exams.csv", "reference", out, **kwargs)
+        predict(FLAKY, exams_folder / "exams.csv", "reference", out, **kwargs)
     assert str(error.value) == (
-        "model netdoubles:Flaky: on exam 'synthetic-0' at 0.0 mm (roi_exterior of annotator 'a'): "
+        "model tests.predict.netdoubles:Flaky: on exam 'synthetic-0' at 0.0 mm (roi_exterior of annotator 'a'): "
         "L breast probability is NaN"
     )
     assert not out.exists()
@@ -86,12 +88,12 @@ def test_a_network_error_stops_the_run_keeps_finished_exams_and_the_fixed_run_re
     # The failure on a later exam keeps the exams finished before it.
     netdoubles.Flaky.calls, netdoubles.Flaky.fail_on_call = 0, 5  # exam 1's first roi job
     with pytest.raises(InputError, match="on exam 'synthetic-1'"):
-        predict("netdoubles:Flaky", exams_folder / "exams.csv", "reference", out, force=True, **kwargs)
+        predict(FLAKY, exams_folder / "exams.csv", "reference", out, force=True, **kwargs)
     kept = ObservationStore(out, {}).rows()
     assert set(kept["exam"]) == {"synthetic-0"} and len(kept) == 3 * 9 * 2
 
     netdoubles.Flaky.calls, netdoubles.Flaky.fail_on_call = 0, None  # the user fixes the network
-    resumed = predict("netdoubles:Flaky", exams_folder / "exams.csv", "reference", out, **kwargs)
+    resumed = predict(FLAKY, exams_folder / "exams.csv", "reference", out, **kwargs)
     assert netdoubles.Flaky.calls == 10 - 3  # exam 0's three jobs were not recomputed
     pd.testing.assert_frame_equal(resumed, single_process_run)
 
