@@ -1,5 +1,5 @@
 """From image files to a model fit with no manual step: the shared exam and synthetic exams ->
-the reference network at every severity and scheme -> Dirichlet calibration -> the Bayesian model."""
+the reference network at every severity and scheme -> Dirichlet calibration -> `perceptiongap fit`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from perceptiongap.model import build_model_data, fit
+from perceptiongap.model import load_posterior
 from perceptiongap.predict.plugin import VIEWS
 from perceptiongap.reference import write_synthetic_exams
 from perceptiongap.severities import PAPER_SEVERITIES_MM
@@ -61,8 +61,9 @@ def test_exams_to_calibrated_observations_to_the_model_fit(exam_dir, tmp_path, c
     assert len(jobs) == 11 + 2 * 3  # every exam entire; test-1, test-2 and the sample exam in both ROI schemes
     assert len(observations) == len(jobs) * len(PAPER_SEVERITIES_MM) * 2
 
-    data = build_model_data(observations, cases, "reference")
-    posterior = fit(data, "stan-advi", seed=0)
+    cli(capsys, "fit", str(tmp_path / "calibrated.parquet"), str(test_cases), "--out", str(tmp_path / "results"),
+        "--inference", "stan-advi", "--advi-seeds", "1", "--no-merged")
+    posterior = load_posterior(tmp_path / "results" / "posteriors" / "stan-advi" / "reference" / "seed0.nc")
     gamma = posterior.posterior["gamma"].sel(subgroup="microcalcifications")
     # The reference network loses the specks as the filter removes high frequencies: its
     # confidence in the speckled (malignant) breasts falls, which the model's severity effect shows.
