@@ -4,6 +4,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PERCEPTIONGAP_SHARED ?= ../shared
 export PERCEPTIONGAP_SHARED
+# Where a checkout sits beside the project's shared/ folder, use its copy of the release;
+# elsewhere `perceptiongap reproduce` finds it in the user cache or downloads it.
+PERCEPTIONGAP_DATA ?= $(wildcard $(PERCEPTIONGAP_SHARED)/nyu-release)
+ifneq ($(PERCEPTIONGAP_DATA),)
+export PERCEPTIONGAP_DATA
+endif
 
 .PHONY: reproduce test install benchmarks clean
 

@@ -7,12 +7,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from .raw_release import load_pickle
 from scipy import stats
 
 from perceptiongap.analysis import ANNOTATION_COLUMNS, annotation_study
 from perceptiongap.errors import InputError
 from perceptiongap.severities import PAPER_SEVERITIES_MM
+
+from .raw_release import load_pickle
 
 
 def _release_breasts(info: pd.DataFrame, subgroup: str) -> tuple[list[int], list[int], np.ndarray]:

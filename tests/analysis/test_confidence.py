@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from .analysis_helpers import make_posterior
 from scipy import stats
 
 from perceptiongap.analysis import predictive_confidence
+
+from .analysis_helpers import make_posterior
 
 SEVERITIES = (0.0, 0.5, 1.0, 4.0)
 SUBGROUPS = ("microcalcifications", "soft_tissue_lesions", "nonbiopsied")

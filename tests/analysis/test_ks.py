@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from .analysis_helpers import reference_ks
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from perceptiongap.analysis import ks_statistic
+
+from .analysis_helpers import reference_ks
 
 
 def test_equals_scipy_on_many_rows_with_ties() -> None:

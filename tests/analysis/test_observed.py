@@ -7,12 +7,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from .analysis_helpers import reference_drop_pvalue
-from .raw_release import NETWORK_GROUPS, load_pickle
 from scipy import stats
 
 from perceptiongap.analysis import observed_predictions, observed_separability
 from perceptiongap.errors import InputError
+
+from .analysis_helpers import reference_drop_pvalue
+from .raw_release import NETWORK_GROUPS, load_pickle
 
 
 @pytest.fixture(scope="module")

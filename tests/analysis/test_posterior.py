@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from .analysis_helpers import random_posterior
 
 from perceptiongap.analysis import perturbation_study_table, predictive_confidence
 from perceptiongap.analysis.posterior import draws, posterior_cases
 from perceptiongap.errors import InputError
+
+from .analysis_helpers import random_posterior
 
 
 def test_draws_flatten_chains_and_follow_named_dims_not_positions() -> None:

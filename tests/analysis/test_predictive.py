@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from .analysis_helpers import make_posterior, random_posterior, reference_posterior_predictive
 
 from perceptiongap.analysis import mean_sigmoid, posterior_predictive
 from perceptiongap.errors import InputError
+
+from .analysis_helpers import make_posterior, random_posterior, reference_posterior_predictive
 
 
 @pytest.mark.parametrize("n_observers, n_draws", [(1, 40), (3, 51), (7, 25), (11, 10)])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import xarray as xr
-from .analysis_helpers import make_posterior, reference_drop_pvalue, reference_ks
 from scipy import stats
 
 from perceptiongap.analysis import (
@@ -15,6 +14,8 @@ from perceptiongap.analysis import (
     separability_drop_pvalues,
     separability_summary,
 )
+
+from .analysis_helpers import make_posterior, reference_drop_pvalue, reference_ks
 
 SEVERITIES = (0.0, 0.5, 1.0, 4.0)
 

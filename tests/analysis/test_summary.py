@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from .analysis_helpers import make_posterior, reference_drop_pvalue, reference_ks, reference_posterior_predictive
 from scipy import stats
 
 from perceptiongap.analysis import PERTURBATION_COLUMNS, perturbation_study_table, summarise_fits
+
+from .analysis_helpers import make_posterior, reference_drop_pvalue, reference_ks, reference_posterior_predictive
 
 SEVERITIES = (0.0, 1.0, 4.0)
 SUBGROUPS = ("microcalcifications", "soft_tissue_lesions", "nonbiopsied")

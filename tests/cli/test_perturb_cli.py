@@ -11,10 +11,10 @@ import pydicom
 import pytest
 from PIL import Image
 
-
-from .helpers import run_cli
 from perceptiongap.files import atomic_path
 from perceptiongap.perturb import lowpass
+
+from .helpers import run_cli
 
 VIEWS = ("L-CC", "L-MLO", "R-CC", "R-MLO")
 

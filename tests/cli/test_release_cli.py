@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-
-from .helpers import run_cli
 from perceptiongap.study import read_study
 
+from .helpers import run_cli
 
 run = run_cli
 

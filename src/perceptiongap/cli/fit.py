@@ -28,16 +28,19 @@ def parse_inference(text: str) -> list[str]:
     return methods
 
 
-def prepare_out_dir(out: Path, *, force: bool, resume: bool) -> None:
+def check_out_dir(out: Path, *, force: bool, resume: bool) -> None:
     """Refuse a file, or a non-empty folder unless --force (start afresh) or --resume (keep finished fits)."""
     if out.exists() and not out.is_dir():
         raise InputError("is a file, not a folder", source=out)
-    if out.is_dir() and any(out.iterdir()):
-        if resume:
-            return
-        if not force:
-            raise InputError("output folder is not empty; use --resume to continue it or --force to overwrite",
-                             source=out)
+    if out.is_dir() and any(out.iterdir()) and not (force or resume):
+        raise InputError("output folder is not empty; use --resume to continue it or --force to overwrite",
+                         source=out)
+
+
+def prepare_out_dir(out: Path, *, force: bool, resume: bool) -> None:
+    """Check the results folder (see :func:`check_out_dir`); with --force remove what an earlier run wrote."""
+    check_out_dir(out, force=force, resume=resume)
+    if force and not resume and out.is_dir():
         for name in OWNED_OUTPUTS:
             target = out / name
             if target.is_dir():
@@ -100,10 +103,9 @@ def fit(
     resume: bool = typer.Option(False, "--resume", help="Continue a results folder, keeping finished fits."),
 ) -> None:
     """Fit the model to every observer group of a study; one netCDF posterior per fit."""
+    from perceptiongap.provenance import write_run_record
     from perceptiongap.study import read_study
     from perceptiongap.workflow import write_study
-
-    from perceptiongap.provenance import write_run_record
 
     methods = parse_inference(inference)
     observation_table, case_table = read_study(observations, cases)
@@ -143,10 +145,11 @@ def reproduce(
     from perceptiongap.workflow import write_study
 
     methods = parse_inference(inference)
-    prepare_out_dir(out, force=force, resume=resume)
+    check_out_dir(out, force=force, resume=resume)
     start = time.perf_counter()
     release_dir = locate_release(data)
     observations, cases = import_release(release_dir)
+    prepare_out_dir(out, force=force, resume=resume)
     write_study(observations, cases, out)
     run_fits(observations, cases, out, methods, seed, advi_seeds, merged=True)
     run_analysis(out)

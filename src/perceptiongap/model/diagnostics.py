@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import arviz as az
 import numpy as np
+import pandas as pd
 
 RHAT_LIMIT = 1.01
 ESS_PER_CHAIN = 100
@@ -22,7 +23,7 @@ def pareto_k_hat(log_joint: np.ndarray, log_approximation: np.ndarray) -> float:
     return float(k_hat)
 
 
-def severity_effect_summary(posterior: az.InferenceData) -> "pd.DataFrame":
+def severity_effect_summary(posterior: az.InferenceData) -> pd.DataFrame:
     """R-hat, bulk and tail ESS of gamma at every perturbed severity (severity 0 is fixed at 0)."""
     gamma = posterior.posterior["gamma"].isel(severity=slice(1, None))
     return az.summary(gamma.to_dataset(), kind="diagnostics")

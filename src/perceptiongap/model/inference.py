@@ -34,8 +34,8 @@ from jax.example_libraries.optimizers import exponential_decay
 from numpyro.optim import Adam
 
 from perceptiongap.model.data import ModelData
-from perceptiongap.model.diagnostics import pareto_k_hat
 from perceptiongap.model.density import device_data, draws_to_sites, flat_model_for
+from perceptiongap.model.diagnostics import pareto_k_hat
 from perceptiongap.model.stan_advi import StanADVISettings, estimate_elbo, stan_meanfield_advi
 
 INFERENCE_METHODS = ("stan-advi", "advi", "nuts")
