@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from sklearn.linear_model import LogisticRegression
 
 from perceptiongap.calibrate import DirichletCalibrator, calibrate_observations, classwise_ece, fit_logistic_l2
@@ -137,7 +136,6 @@ def test_too_few_examples_of_a_class_is_refused():
 
 
 def observations(exams, predictions, observer):
-    n = len(exams)
     return pd.DataFrame({
         "observer_group": "net", "observer": observer, "observer_kind": "machine", "exam": exams,
         "breast": "L", "severity_mm": 0.0, "scheme": "entire", "annotator": "", "prediction": predictions,

@@ -3,10 +3,12 @@
 For two classes Dirichlet calibration is a logistic regression on the features ``log p`` and
 ``log(1 - p)`` of the predicted malignancy probability ``p`` (Kull et al., NeurIPS 2019). The L2
 strength is chosen by an internal stratified K-fold cross-validation that minimises the classwise
-expected calibration error of the out-of-fold predictions. The regressions solve scikit-learn's
-``LogisticRegression`` objective, all (C, fold) pairs at once by Newton's method: with three
-parameters that is about 10x faster than 170 separate scikit-learn fits per network. :class:`DirichletCalibrator` follows
-the scikit-learn estimator conventions (``fit``, ``predict_proba``, ``get_params``).
+expected calibration error of the out-of-fold predictions. The penalty pulls the map towards the
+identity (strong regularisation = leave the network's probabilities as they are; see
+:class:`DirichletCalibrator` for why not towards zero). All (C, fold) regressions are solved at once
+by Newton's method: with three parameters that is more than 10x faster than 170 separate
+scikit-learn fits per network. :class:`DirichletCalibrator` follows the scikit-learn estimator
+conventions (``fit``, ``predict_proba``, ``get_params``).
 
 :func:`calibrate_observations` applies it to the study data model: one calibration map per
 network (observer), fitted on validation Observations joined with their Cases labels
@@ -54,7 +56,6 @@ def classwise_ece(y_true: np.ndarray, proba: np.ndarray, n_bins: int = 15) -> fl
     bins = np.minimum((proba * n_bins).astype(int), n_bins - 1)
     flat = bins + n_bins * np.arange(k)  # one block of bins per class
     hits = (y_true[:, None] == np.arange(k)).astype(float)
-    size = np.bincount(flat.ravel(), minlength=k * n_bins)
     hit_sum = np.bincount(flat.ravel(), weights=hits.ravel(), minlength=k * n_bins)
     proba_sum = np.bincount(flat.ravel(), weights=proba.ravel(), minlength=k * n_bins)
     # |sum(hits) - sum(proba)| / n is |B|/n * |freq - mean proba| without dividing by empty bins.
@@ -342,10 +343,12 @@ def plot_reliability(
     figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 4.2 * rows), squeeze=False)
     for axis, (title, y, before, after) in zip(axes.ravel(), panels):
         axis.plot([0, 1], [0, 1], color="0.6", linestyle=":", linewidth=1, label="perfect calibration")
-        for p, name, style in ((before, "before", dict(color="0.45", marker="s")), (after, "after", dict(color="C0", marker="o"))):
+        curves = ((before, "before", dict(color="0.45", marker="s")), (after, "after", dict(color="C0", marker="o")))
+        for p, name, style in curves:
             mean_p, frequency, _ = reliability_curve(y, p, n_bins)
             ece = classwise_ece(y, p, n_bins)
-            axis.plot(mean_p, frequency, linewidth=1.5, markersize=4, label=f"{name} (classwise ECE {ece:.3f})", **style)
+            axis.plot(mean_p, frequency, linewidth=1.5, markersize=4, label=f"{name} (classwise ECE {ece:.3f})",
+                      **style)
         axis.set(xlim=(0, 1), ylim=(0, 1), aspect="equal", title=title,
                  xlabel="predicted probability of malignancy", ylabel="observed frequency of malignancy")
         axis.legend(loc="upper left", fontsize=8, frameon=False)

@@ -30,7 +30,8 @@ def test_predict_writes_observations(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--model", "perceptiongap.reference:network", "--exams", "{tmp}/none.csv"], "error: {tmp}/none.csv: no such file"),
+        (["--model", "perceptiongap.reference:network", "--exams", "{tmp}/none.csv"],
+         "error: {tmp}/none.csv: no such file"),
         (["--model", "nonsense", "--exams", "{exams}"], "error: --model nonsense: expected 'package.module:function'"),
         (["--model", "perceptiongap.reference:network", "--exams", "{exams}", "--cutoffs-per-mm", "6,x"],
          "error: --cutoffs-per-mm: '6,x' is not a comma-separated list of numbers"),

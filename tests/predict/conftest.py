@@ -8,8 +8,8 @@ import pytest
 
 from perceptiongap.predict import jobs
 from perceptiongap.reference import write_synthetic_exams
-from .predict_helpers import write_rois
 
+from .predict_helpers import write_rois
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ def write_cases(path: Path, exams: list[str], speck_exams: set[str]) -> Path:
     for exam in exams:
         for breast in ("L", "R"):
             malignant = breast == "L" and exam in speck_exams
-            lines.append(f"{exam},{breast}," + ("malignant,microcalcifications" if malignant else "nonbiopsied,nonbiopsied"))
+            label = "malignant,microcalcifications" if malignant else "nonbiopsied,nonbiopsied"
+            lines.append(f"{exam},{breast},{label}")
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -109,7 +109,8 @@ def test_roi_schemes_filter_only_inside_or_only_outside_the_boxes(exams_folder, 
             inside = np.zeros(image.shape, dtype=bool)
             for box in boxes["synthetic-1"].get((job.annotator, view), ()):
                 inside[box.y0 : box.y1, box.x0 : box.x1] = True
-            filtered_part = {"entire": np.ones_like(inside), "roi_interior": inside, "roi_exterior": ~inside}[job.scheme]
+            filtered_part = {"entire": np.ones_like(inside), "roi_interior": inside,
+                             "roi_exterior": ~inside}[job.scheme]
             np.testing.assert_array_equal(image[filtered_part], low[filtered_part])
             np.testing.assert_array_equal(image[~filtered_part], originals[view][~filtered_part])
         seen += 1

@@ -41,7 +41,8 @@ def test_load_model_explains_a_bad_spec(spec, message):
     ("output", "message"),
     [
         ([[0.1, 0.2], [0.3, np.nan]], "model m: on exam 'b' at 4.0 mm \\(entire\\): R breast probability is NaN"),
-        ([[0.1, 1.5], [0.3, 0.4]], "on exam 'a' at 0.0 mm \\(entire\\): R breast probability is 1.5, outside \\[0, 1\\]"),
+        ([[0.1, 1.5], [0.3, 0.4]],
+         "on exam 'a' at 0.0 mm \\(entire\\): R breast probability is 1.5, outside \\[0, 1\\]"),
         ([[-0.1, 0.5], [0.3, 0.4]], "on exam 'a' .*: L breast probability is -0.1, outside"),
         ([0.1, 0.2], "on exam 'a' .* \\(and 1 more in the batch\\): returned shape \\(2,\\), expected \\(2, 2\\)"),
         ([["x", "y"], ["z", "w"]], "on exam 'a' .*: output is not numeric"),

@@ -22,22 +22,32 @@ def _numbers(text: str, option: str) -> list[float]:
 
 @app.command("predict")
 def predict_command(
-    model: Annotated[str, typer.Option(help="The network: 'package.module:function' or 'package.module:Class'.")],
-    exams: Annotated[Path, typer.Option(help="CSV, one row per image: exam, view (L-CC, L-MLO, R-CC, R-MLO), path, optional pixel_mm.")],
+    model: Annotated[str, typer.Option(
+        help="The network: 'package.module:function' or 'package.module:Class'.")],
+    exams: Annotated[Path, typer.Option(
+        help="CSV, one row per image: exam, view (L-CC, L-MLO, R-CC, R-MLO), path, optional pixel_mm.")],
     observer_group: Annotated[str, typer.Option(help="Observer group of the rows, e.g. 'gmic'.")],
     out: Annotated[Path, typer.Option(help="Observations to write (.parquet or .csv).")],
-    observer: Annotated[str | None, typer.Option(help="Observer of the rows, e.g. the training seed (default: the model spec).")] = None,
-    cutoffs_per_mm: Annotated[str, typer.Option(help="Gaussian cut-offs in cycles/mm, comma-separated; the unperturbed image is always added.")] = PAPER_CUTOFFS,
-    rois: Annotated[Path | None, typer.Option(help="ROI boxes per (exam, view, annotator), for the ROI schemes.")] = None,
+    observer: Annotated[str | None, typer.Option(
+        help="Observer of the rows, e.g. the training seed (default: the model spec).")] = None,
+    cutoffs_per_mm: Annotated[str, typer.Option(
+        help="Gaussian cut-offs in cycles/mm, comma-separated; the unperturbed image is always added.",
+    )] = PAPER_CUTOFFS,
+    rois: Annotated[Path | None, typer.Option(
+        help="ROI boxes (CSV or JSON: exam, view, annotator, x0, y0, x1, y1) for the ROI schemes.")] = None,
     schemes: Annotated[str, typer.Option(help="Comma-separated: entire, roi_interior, roi_exterior.")] = "entire",
     batch_size: Annotated[int, typer.Option(help="Perturbed exams per call of the network.")] = 8,
     workers: Annotated[int, typer.Option(help="Local worker processes.")] = 1,
-    cluster: Annotated[str | None, typer.Option(help="Dask: 'local:N' for a local cluster of N processes, or a scheduler address 'tcp://HOST:PORT'.")] = None,
-    pixel_mm: Annotated[str | None, typer.Option(help="Pixel size in mm (0.07 or ROWxCOL) of images without one (PNG) where EXAMS gives none.")] = None,
-    variant: Annotated[str, typer.Option(help="Low-pass filter: 'physical' (cycles/mm on the breast) or 'release' (the authors' code).")] = "physical",
+    cluster: Annotated[str | None, typer.Option(
+        help="Dask: 'local:N' for a local cluster of N processes, or a scheduler address 'tcp://HOST:PORT'.")] = None,
+    pixel_mm: Annotated[str | None, typer.Option(
+        help="Pixel size in mm (0.07 or ROWxCOL) of images without one (PNG) where EXAMS gives none.")] = None,
+    variant: Annotated[str, typer.Option(
+        help="Low-pass filter: 'physical' (cycles/mm on the breast) or 'release' (the authors' code).")] = "physical",
     feather_mm: Annotated[float, typer.Option(help="Soft edge of the ROI schemes in mm (0 = hard edge).")] = 0.0,
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUT and discard an unfinished run's rows.")] = False,
-    flush_seconds: Annotated[float, typer.Option(hidden=True, help="Write finished rows to disk at least this often.")] = 10.0,
+    flush_seconds: Annotated[float, typer.Option(
+        hidden=True, help="Write finished rows to disk at least this often.")] = 10.0,
 ) -> None:
     """Run a network over every exam at every severity (and scheme); resumable; local or Dask."""
     from perceptiongap.predict import predict
@@ -75,9 +85,12 @@ def calibrate_command(
     test: Annotated[Path, typer.Option(help="Test Observations to calibrate.")],
     out: Annotated[Path, typer.Option(help="Calibrated test Observations to write (.parquet or .csv).")],
     cases: Annotated[Path | None, typer.Option(help="Cases of the test exams (needed for --figure).")] = None,
-    figure: Annotated[Path | None, typer.Option(help="Reliability diagram on the test set, written as PNG and SVG.")] = None,
-    by: Annotated[str, typer.Option(help="One calibration map per 'observer' (each trained network) or per 'observer_group'.")] = "observer",
-    unperturbed_only: Annotated[bool, typer.Option("--unperturbed-only", help="Fit on the severity-0, entire-image validation rows only.")] = False,
+    figure: Annotated[Path | None, typer.Option(
+        help="Reliability diagram on the test set, written as PNG and SVG.")] = None,
+    by: Annotated[str, typer.Option(
+        help="One calibration map per 'observer' (each trained network) or per 'observer_group'.")] = "observer",
+    unperturbed_only: Annotated[bool, typer.Option(
+        "--unperturbed-only", help="Fit on the severity-0, entire-image validation rows only.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the cross-validation folds.")] = 0,
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUT and the figure.")] = False,
 ) -> None:

@@ -178,7 +178,9 @@ def make_jobs(
     order; for the ROI schemes, one job per annotator who drew boxes on that exam (sorted)."""
     unknown = [s for s in schemes if s not in SCHEMES]
     if unknown:
-        raise InputError(f"unknown scheme(s) {', '.join(unknown)}; choose from {', '.join(SCHEMES)}", source="--schemes")
+        raise InputError(
+            f"unknown scheme(s) {', '.join(unknown)}; choose from {', '.join(SCHEMES)}", source="--schemes"
+        )
     roi_schemes = [s for s in SCHEMES if s in schemes and s != "entire"]
     if roi_schemes and boxes is None:
         raise InputError(f"scheme(s) {', '.join(roi_schemes)} need ROI boxes: pass --rois FILE", source="--schemes")

@@ -5,8 +5,8 @@ a class; a class is instantiated once per worker process with no arguments (load
 ``__init__``). Either way the result is called with a *batch*: a list of exams, each a mapping
 from view (``L-CC``, ``L-MLO``, ``R-CC``, ``R-MLO``) to ``(image, pixel_mm)``, where ``image`` is
 a float32 array of shape (H, W) in the intensity units of the input file, already perturbed, and
-``pixel_mm`` the pixel size in mm as a (row, column) pair. It returns an array-like of shape (batch, 2): the malignancy probability of the left and the right
-breast of each exam, in [0, 1].
+``pixel_mm`` the pixel size in mm as a (row, column) pair. It returns an array-like of shape
+(batch, 2): the malignancy probability of the left and the right breast of each exam, in [0, 1].
 """
 
 from __future__ import annotations
@@ -96,19 +96,24 @@ def call_model(model: Callable, exams: Sequence[Exam], labels: Sequence[str], sp
         return check_predictions(model(list(exams)), labels, spec)
     except InputError:
         raise
-    except Exception as error:
-        culprit = labels[0]
-        if len(exams) > 1:
-            for exam, label in zip(exams, labels):
-                try:
-                    model([exam])
-                except Exception as single_error:
-                    culprit, error = label, single_error
-                    break
-            else:
-                culprit = f"a batch of {len(exams)} exams starting with {labels[0]}"
-        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise InputError(
-            f"on {culprit}: raised {type(error).__name__}" + (f": {message}" if message else ""),
-            source=f"model {spec}",
-        ) from None
+    except Exception as batch_error:
+        culprit, failure = _culprit(model, exams, labels, batch_error)
+    message = str(failure).strip().splitlines()[0] if str(failure).strip() else ""
+    raise InputError(
+        f"on {culprit}: raised {type(failure).__name__}" + (f": {message}" if message else ""),
+        source=f"model {spec}",
+    )
+
+
+def _culprit(
+    model: Callable, exams: Sequence[Exam], labels: Sequence[str], batch_error: Exception
+) -> tuple[str, Exception]:
+    """The first exam that fails alone and its exception; else the batch and the batch's exception."""
+    if len(exams) == 1:
+        return labels[0], batch_error
+    for exam, label in zip(exams, labels):
+        try:
+            model([exam])
+        except Exception as single_error:
+            return label, single_error
+    return f"a batch of {len(exams)} exams starting with {labels[0]}", batch_error
