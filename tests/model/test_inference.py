@@ -101,8 +101,9 @@ def assert_stopped_by_stan_rule(attrs, settings=StanADVISettings()):
     window = settings.buffer_size
 
     def met(i):
-        buffer = changes[max(0, i - window + 1): i + 1]
-        return np.mean(buffer) < settings.tol_rel_obj or np.median(buffer) < settings.tol_rel_obj
+        buffer = np.sort(changes[max(0, i - window + 1): i + 1])
+        upper_median = buffer[len(buffer) // 2]  # Stan's median: no averaging of the middle pair
+        return np.mean(buffer) < settings.tol_rel_obj or upper_median < settings.tol_rel_obj
 
     assert attrs["converged"] == 1
     assert met(len(changes) - 1)

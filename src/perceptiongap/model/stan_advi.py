@@ -10,7 +10,8 @@ The release called PyStan 2's ``vb`` with its defaults. Stan's procedure (Stan R
   ``eta / sqrt(k) * g_k / (1 + sqrt(s_k))`` element-wise, for m and omega alike.
 * eta chosen by trying ``eta_sequence`` for ``adapt_iterations`` each from the start.
 * Every ``eval_elbo`` iterations the ELBO is estimated with ``elbo_samples`` draws; the relative
-  change goes into a circular buffer; stop when its mean or median falls below ``tol_rel_obj``.
+  change goes into a circular buffer; stop when its mean or median falls below ``tol_rel_obj``
+  (Stan's median of an even-sized buffer is the upper middle element, not the average of two).
 
 Stan's own random numbers cannot be reproduced, so results match Stan's in distribution over
 seeds, not draw for draw. One deviation, for robustness: a non-finite gradient is replaced by zero
@@ -113,6 +114,12 @@ def _fresh_state(mean, log_sd):
     return (mean, log_sd, zeros, zeros, jnp.asarray(0, dtype=jnp.int32))
 
 
+def _upper_median(values) -> float:
+    """Stan's circular-buffer median: the element at index n // 2 of the sorted values (no averaging)."""
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
 def _relative_change(previous: float, current: float) -> float:
     if previous is None:
         return math.inf
@@ -182,7 +189,7 @@ def stan_meanfield_advi(
             on_evaluation(iteration, elbo)
         changes.append(_relative_change(previous, elbo))
         previous = elbo
-        if np.mean(changes) < settings.tol_rel_obj or np.median(changes) < settings.tol_rel_obj:
+        if np.mean(changes) < settings.tol_rel_obj or _upper_median(changes) < settings.tol_rel_obj:
             converged = True
             break
 

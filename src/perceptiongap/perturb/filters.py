@@ -135,6 +135,8 @@ def lowpass(
     pixel_mm: float | Sequence[float],
     cutoffs_per_mm: float | Sequence[float] = PAPER_CUTOFFS_PER_MM,
     variant: Variant = "physical",
+    *,
+    workers: int = -1,
 ) -> np.ndarray:
     """Gaussian low-pass filter ``image`` at every cut-off.
 
@@ -149,6 +151,8 @@ def lowpass(
         The default is the paper's eight, 6 ... 0.25.
     variant : "physical" or "release"
         See the module docstring.
+    workers : int
+        FFT threads (``scipy.fft`` semantics; -1 = all cores). Use 1 inside a pool of processes.
 
     Returns
     -------
@@ -185,14 +189,14 @@ def lowpass(
     # float64 and wider integers keep float64.
     wide = image.dtype == np.float64 or (np.issubdtype(image.dtype, np.integer) and image.dtype.itemsize > 2)
     real_dtype = np.dtype(np.float64) if wide else np.dtype(np.float32)
-    spectrum = scipy.fft.rfft2(image.astype(real_dtype, copy=False), workers=-1)
+    spectrum = scipy.fft.rfft2(image.astype(real_dtype, copy=False), workers=workers)
     buffer = np.empty_like(spectrum)
     round_to = np.iinfo(out_dtype) if variant == "physical" and np.issubdtype(out_dtype, np.integer) else None
     for index in np.flatnonzero(finite):
         rows, cols = _axis_factors(image.shape, cutoffs[index], variant, row_mm, col_mm, real_dtype)
         np.multiply(spectrum, rows, out=buffer)
         np.multiply(buffer, cols, out=buffer)
-        filtered = scipy.fft.irfft2(buffer, s=image.shape, workers=-1, overwrite_x=True)
+        filtered = scipy.fft.irfft2(buffer, s=image.shape, workers=workers, overwrite_x=True)
         if variant == "release":
             # Exactly the release's step 5: (x - min) / (max - min) * 4095, cast (truncation).
             low, high = filtered.min(), filtered.max()

@@ -63,6 +63,8 @@ class Task:
     boxes: Mapping[tuple[str, str], tuple[perturb.RoiBox, ...]] = field(default_factory=dict)
     #: Width in mm of the soft edge of the ROI schemes (0 = a hard edge).
     feather_mm: float = 0.0
+    #: FFT threads per task: 1 where several worker processes share the cores, else all (-1).
+    fft_workers: int = -1
 
 
 def file_digest(path: str | Path) -> str:
@@ -205,6 +207,7 @@ def make_tasks(
     boxes: Mapping[str, Mapping[tuple[str, str], tuple[perturb.RoiBox, ...]]] | None = None,
     feather_mm: float = 0.0,
     done: set[tuple[str, str, str]] = frozenset(),
+    fft_workers: int = -1,
 ) -> list[Task]:
     """Group the jobs not in ``done`` by exam, one task per exam that has any left."""
     boxes = boxes or {}
@@ -220,6 +223,7 @@ def make_tasks(
             variant=variant,
             boxes=dict(boxes.get(exam.exam, {})),
             feather_mm=feather_mm,
+            fft_workers=fft_workers,
         )
         for exam in exams
         if exam.exam in pending
@@ -245,6 +249,7 @@ def filter_views(
     cutoffs_per_mm: Sequence[float],
     variant: str = "physical",
     sources: Mapping[str, str] | None = None,
+    fft_workers: int = -1,
 ) -> dict[str, np.ndarray]:
     """Each view low-pass filtered at every cut-off (``inf`` = unperturbed), one forward FFT per
     view: view -> array (len(cutoffs), H, W) in the dtype :func:`perceptiongap.perturb.lowpass`
@@ -252,7 +257,8 @@ def filter_views(
     stacks = {}
     for view, (image, pixel_mm) in views.items():
         try:
-            stacks[view] = perturb.lowpass(image, pixel_mm, list(cutoffs_per_mm), variant=variant)
+            stacks[view] = perturb.lowpass(image, pixel_mm, list(cutoffs_per_mm), variant=variant,
+                                            workers=fft_workers)
         except InputError as error:
             source = (sources or {}).get(view, view)
             raise InputError(str(error), source=source) from None
@@ -268,7 +274,8 @@ def perturbed_exams(task: Task) -> Iterator[tuple[Job, float, Exam]]:
     ``perceptiongap perturb`` does, so a network sees what the written images would show.
     """
     views = read_views(task.images)
-    stacks = filter_views(views, task.cutoffs_per_mm, task.variant, dict(zip(VIEWS, task.images.paths)))
+    stacks = filter_views(views, task.cutoffs_per_mm, task.variant, dict(zip(VIEWS, task.images.paths)),
+                          fft_workers=task.fft_workers)
     for job in task.jobs:
         weights = {}
         if job.scheme != "entire":

@@ -269,7 +269,9 @@ def predict(
     }
     store = ObservationStore(out, settings, force=force)
     done = store.open()
-    tasks = make_tasks(exam_list, jobs, cutoffs, variant=variant, boxes=boxes, feather_mm=feather_mm, done=done)
+    shared_cores = workers > 1 or cluster is not None
+    tasks = make_tasks(exam_list, jobs, cutoffs, variant=variant, boxes=boxes, feather_mm=feather_mm, done=done,
+                       fft_workers=1 if shared_cores else -1)
     function = _TaskFunction(model, batch_size)
 
     buffer: list[pd.DataFrame] = []
