@@ -34,7 +34,7 @@ def test_predict_writes_observations(tmp_path, capsys):
          "error: {tmp}/none.csv: no such file"),
         (["--model", "nonsense", "--exams", "{exams}"], "error: --model nonsense: expected 'package.module:function'"),
         (["--model", "perceptiongap.reference:network", "--exams", "{exams}", "--cutoffs-per-mm", "6,x"],
-         "error: --cutoffs-per-mm: '6,x' is not a comma-separated list of numbers"),
+         "error: --cutoffs-per-mm: 'x' is not a number of cycles/mm"),
         (["--model", "perceptiongap.reference:network", "--exams", "{exams}", "--schemes", "entire,roi_interior"],
          "error: --schemes: scheme(s) roi_interior need ROI boxes: pass --rois FILE"),
     ],

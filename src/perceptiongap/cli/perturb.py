@@ -12,32 +12,7 @@ from pathlib import Path
 import typer
 
 from perceptiongap.cli import app
-from perceptiongap.errors import InputError
-
-_PAPER_CUTOFFS = "6,4.5,3,2,1.5,1,0.5,0.25"
-
-
-def _cutoffs(text: str, option: str) -> list[float]:
-    values = []
-    for item in text.split(","):
-        try:
-            values.append(float(item.strip()))
-        except ValueError:
-            raise InputError(f"{option}: {item.strip()!r} is not a number of cycles/mm (inf = unperturbed)") from None
-    return values
-
-
-def _pixel_mm(text: str | None) -> float | tuple[float, float] | None:
-    """``0.07`` (square) or ``0.07x0.065`` (row x column), in mm."""
-    if text is None:
-        return None
-    try:
-        values = [float(v) for v in text.lower().split("x")]
-    except ValueError:
-        raise InputError(f"--pixel-mm: {text!r} is not a size in mm like 0.07 or 0.07x0.065") from None
-    if len(values) not in (1, 2):
-        raise InputError(f"--pixel-mm: {text!r} is not a size in mm like 0.07 or 0.07x0.065")
-    return values[0] if len(values) == 1 else (values[0], values[1])
+from perceptiongap.cli.options import PAPER_CUTOFFS, parse_cutoffs, parse_pixel_mm
 
 
 @contextlib.contextmanager
@@ -89,7 +64,7 @@ def perturb_command(
     inputs: list[Path] = typer.Argument(..., help="PNG or DICOM files, or folders searched recursively."),
     out: Path = typer.Option(..., "--out", help="Output folder; holds manifest.csv."),
     cutoffs_per_mm: str = typer.Option(
-        _PAPER_CUTOFFS, "--cutoffs-per-mm", help="Gaussian cut-offs D0 in cycles/mm, comma-separated; inf = unperturbed."
+        PAPER_CUTOFFS, "--cutoffs-per-mm", help="Gaussian cut-offs D0 in cycles/mm, comma-separated; inf = unperturbed."
     ),
     variant: str = typer.Option("physical", "--variant", help="physical (cycles/mm per axis, keeps dtype/range) or release (the authors' exact algorithm)."),
     pixel_mm: str | None = typer.Option(None, "--pixel-mm", help="Pixel size in mm (0.07 or ROWxCOL) for files without spacing, e.g. PNG."),
@@ -105,8 +80,8 @@ def perturb_command(
     from perceptiongap.perturb.batch import find_images, perturb_files
     from perceptiongap.perturb.roi import read_rois
 
-    cutoffs = _cutoffs(cutoffs_per_mm, "--cutoffs-per-mm")
-    spacing = _pixel_mm(pixel_mm)
+    cutoffs = parse_cutoffs(cutoffs_per_mm)
+    spacing = parse_pixel_mm(pixel_mm)
     boxes = read_rois(rois) if rois is not None else None
     with _warnings_as_lines():
         with _progress_bar("perturb") as progress:
@@ -147,7 +122,7 @@ def compose_command(
     inputs: list[Path] = typer.Argument(..., help="The four views of each exam: files or folders (EXAM_L-CC.png, ... or DICOM)."),
     out: Path = typer.Option(..., "--out", help="Output folder: OUT/EXAM/cutoff-D0.png and manifest.csv."),
     cutoffs_per_mm: str = typer.Option(
-        "inf," + _PAPER_CUTOFFS, "--cutoffs-per-mm", help="Cut-offs in cycles/mm, comma-separated; inf = unperturbed."
+        "inf," + PAPER_CUTOFFS, "--cutoffs-per-mm", help="Cut-offs in cycles/mm, comma-separated; inf = unperturbed."
     ),
     variant: str = typer.Option("physical", "--variant", help="physical or release."),
     pixel_mm: str | None = typer.Option(None, "--pixel-mm", help="Pixel size in mm for files without spacing."),
@@ -157,7 +132,7 @@ def compose_command(
     """The reading composite of each exam (right breast left, CC on top) at each severity."""
     from perceptiongap.perturb.batch import compose_files
 
-    cutoffs = _cutoffs(cutoffs_per_mm, "--cutoffs-per-mm")
+    cutoffs = parse_cutoffs(cutoffs_per_mm)
     with _warnings_as_lines():
         with _progress_bar("compose") as progress:
             table = compose_files(
@@ -165,7 +140,7 @@ def compose_command(
                 out,
                 cutoffs_per_mm=cutoffs,
                 variant=variant,
-                pixel_mm=_pixel_mm(pixel_mm),
+                pixel_mm=parse_pixel_mm(pixel_mm),
                 gap_px=gap_px,
                 force=force,
                 progress=progress,

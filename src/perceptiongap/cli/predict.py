@@ -8,16 +8,8 @@ from typing import Annotated
 import typer
 
 from perceptiongap.cli import app
+from perceptiongap.cli.options import PAPER_CUTOFFS, parse_cutoffs, parse_pixel_mm
 from perceptiongap.errors import InputError
-
-PAPER_CUTOFFS = "6,4.5,3,2,1.5,1,0.5,0.25"
-
-
-def _numbers(text: str, option: str) -> list[float]:
-    try:
-        return [float(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise InputError(f"{text!r} is not a comma-separated list of numbers", source=option) from None
 
 
 @app.command("predict")
@@ -51,19 +43,14 @@ def predict_command(
 ) -> None:
     """Run a network over every exam at every severity (and scheme); resumable; local or Dask."""
     from perceptiongap.predict import predict
-    from perceptiongap.predict.jobs import parse_pixel_mm
-
-    try:
-        spacing = None if pixel_mm is None else parse_pixel_mm(pixel_mm)
-    except ValueError as error:
-        raise InputError(str(error), source="--pixel-mm") from None
+    spacing = parse_pixel_mm(pixel_mm)
     table = predict(
         model,
         exams,
         observer_group,
         out,
         observer=observer,
-        cutoffs_per_mm=_numbers(cutoffs_per_mm, "--cutoffs-per-mm"),
+        cutoffs_per_mm=parse_cutoffs(cutoffs_per_mm),
         rois=rois,
         schemes=[s.strip() for s in schemes.split(",") if s.strip()],
         batch_size=batch_size,
