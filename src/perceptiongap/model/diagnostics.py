@@ -26,19 +26,20 @@ def pareto_k_hat(log_joint: np.ndarray, log_approximation: np.ndarray) -> float:
 def severity_effect_summary(posterior: az.InferenceData) -> pd.DataFrame:
     """R-hat, bulk and tail ESS of gamma at every perturbed severity (severity 0 is fixed at 0)."""
     gamma = posterior.posterior["gamma"].isel(severity=slice(1, None))
-    return az.summary(gamma.to_dataset(), kind="diagnostics")
+    return az.summary(gamma.to_dataset(), kind="diagnostics", round_to="none")
 
 
 def warnings_for(posterior: az.InferenceData) -> list[str]:
     """Plain-language warnings about one fit (empty when nothing is wrong)."""
     attrs = posterior.posterior.attrs
-    name = f"{attrs.get('inference')} fit of {attrs.get('observer_group')} (seed {attrs.get('seed')})"
+    merged = ", merged subgroups" if attrs.get("merged") else ""
+    name = f"{attrs.get('inference')} fit of {attrs.get('observer_group')} (seed {attrs.get('seed')}{merged})"
     found = []
     if attrs.get("inference") == "nuts":
         n_chains = posterior.posterior.sizes["chain"]
         summary = severity_effect_summary(posterior)
         if n_chains > 1 and summary["r_hat"].max() > RHAT_LIMIT:
-            found.append(f"{name}: R-hat of the severity effects up to {summary['r_hat'].max():.3f} (> {RHAT_LIMIT})")
+            found.append(f"{name}: R-hat of the severity effects up to {summary['r_hat'].max():.4f} (> {RHAT_LIMIT})")
         if summary["ess_bulk"].min() < ESS_PER_CHAIN * n_chains:
             found.append(f"{name}: bulk ESS of the severity effects as low as {summary['ess_bulk'].min():.0f}")
         divergences = int(posterior.sample_stats["diverging"].sum()) if "sample_stats" in posterior else 0
