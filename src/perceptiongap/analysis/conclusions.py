@@ -157,7 +157,7 @@ def evaluate_conclusions(
             alike = _all([_affected(merged, method, g, "merged") for g in (*humans, *networks)])
             contrast = _all([soft_humans, soft_networks])
             verdict = None if alike[0] is None or contrast[0] is None else (alike[0] and contrast[0])
-            results["merged_subgroups"] = (verdict, f"merged: {alike[1]}")
+            results["merged_subgroups"] = (verdict, f"merged refit: {alike[1]}. Separate soft tissue fits: {contrast[1]}")
         for conclusion in conclusions:
             verdict, text = results.get(conclusion.key, (None, "not analysed in this run"))
             conclusion.verdicts[method] = verdict
