@@ -180,14 +180,6 @@ def test_elbo_figure_plots_every_stan_advi_trace(simulated_results) -> None:
         np.testing.assert_allclose(bottom.get_ydata(), np.abs(np.diff(elbo) / elbo[1:]))
 
 
-def test_stan_stop_statistic_matches_the_rule() -> None:
-    change = np.array([np.inf, 0.5, 0.2, 0.05, 0.004, 0.003])
-    statistic = F.stan_stop_statistic(change, buffer_size=4)
-    # Window of the last 4 at k=5: (0.2, 0.05, 0.004, 0.003): mean 0.06425, median 0.027.
-    assert statistic[5] == pytest.approx(0.027)
-    assert statistic[0] == np.inf
-
-
 def test_nuts_diagnostics_match_arviz_summary(simulated_results) -> None:
     separate, _ = posterior_paths(simulated_results)
     nuts = [load_posterior(p) for p in separate if p.parts[-3] == "nuts"]

@@ -481,15 +481,6 @@ def relative_elbo_change(elbo: np.ndarray) -> np.ndarray:
     return change
 
 
-def stan_stop_statistic(change: np.ndarray, buffer_size: int = 10) -> np.ndarray:
-    """min(mean, median) of the last ``buffer_size`` relative changes: Stan stops once it is < tol."""
-    out = np.empty(len(change))
-    for k in range(len(change)):
-        window = np.asarray(change[max(0, k - buffer_size + 1): k + 1])
-        out[k] = min(np.mean(window), np.median(window))
-    return out
-
-
 @_styled
 def elbo_figure(traces: pd.DataFrame, *, inference: str, colours: Mapping[str, str] | None = None):
     """ELBO traces of one ADVI method: -ELBO (top) and its relative change (bottom), one column per group.
