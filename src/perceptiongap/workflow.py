@@ -179,7 +179,7 @@ def fits_table(posteriors: Sequence) -> pd.DataFrame:
 def analyse_results(results_dir: Path) -> dict[str, pd.DataFrame]:
     """Compute every table of a results folder from its study and posteriors, and write them."""
     from perceptiongap.analysis import annotation_study, observed_separability, perturbation_study_table
-    from perceptiongap.analysis.conclusions import conclusions_table, evaluate_conclusions
+    from perceptiongap.analysis.conclusions import conclusions_table, evaluate_conclusions, observer_kinds, observer_roles
     from perceptiongap.analysis.subgroups import merge_subgroups
     from perceptiongap.model import load_posterior
 
@@ -203,7 +203,7 @@ def analyse_results(results_dir: Path) -> dict[str, pd.DataFrame]:
     if observations["scheme"].isin(["roi_interior", "roi_exterior"]).any():
         tables["annotation_study"] = annotation_study(observations, cases, subgroups=ANALYSED_SUBGROUPS)
     tables["fits"] = fits_table(separate + merged)
-    tables["conclusions"] = conclusions_table(evaluate_conclusions(tables))
+    tables["conclusions"] = conclusions_table(evaluate_conclusions(tables, **observer_roles(observer_kinds(tables))))
     for name, table in tables.items():
         write_table(table, results_dir / "tables" / f"{name}.csv")
     return tables

@@ -95,6 +95,30 @@ def _annotation_verdict(annotation: pd.DataFrame, group: str, subgroup: str) -> 
     return verdict, text
 
 
+def observer_kinds(tables: Mapping[str, pd.DataFrame]) -> dict[str, str]:
+    """Each observer group's kind (from ``tables["fits"]``), in the order of the perturbation-study table."""
+    fits = tables["fits"]
+    kinds = dict(zip(fits["observer_group"].astype(str), fits["observer_kind"].astype(str)))
+    order = [str(g) for g in pd.unique(tables["perturbation_study"]["observer_group"])]
+    return {g: kinds[g] for g in [*order, *kinds] if g in kinds}
+
+
+def observer_roles(observer_kinds: Mapping[str, str]) -> dict[str, list[str]]:
+    """The roles of :func:`evaluate_conclusions` from each observer group's kind (``human``/``machine``).
+
+    Humans play the radiologists; machine groups whose name ends in ``_filtered`` the networks
+    trained on filtered images, the other machine groups the networks. For the release this gives
+    the paper's groups.
+    """
+    humans = [g for g, kind in observer_kinds.items() if kind == "human"]
+    machines = [g for g, kind in observer_kinds.items() if kind == "machine"]
+    return {
+        "human_groups": humans,
+        "network_groups": [g for g in machines if not g.endswith("_filtered")],
+        "filtered_groups": [g for g in machines if g.endswith("_filtered")],
+    }
+
+
 def evaluate_conclusions(
     tables: Mapping[str, pd.DataFrame],
     *,

@@ -1,0 +1,300 @@
+"""The self-contained HTML report of a results folder, rendered from a jinja2 template.
+
+``build_report(results_dir)`` re-renders ``figures/`` and writes ``report.html`` from the saved
+tables and posteriors (nothing is refitted). Figures are embedded as data URIs, the stylesheet is
+inline: the file opens offline and references nothing outside itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import shlex
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from perceptiongap.analysis.conclusions import evaluate_conclusions, observer_roles
+from perceptiongap.files import atomic_write_text
+from perceptiongap.model.diagnostics import ESS_PER_CHAIN, PARETO_K_LIMIT, RHAT_LIMIT
+from perceptiongap.report.findings import (
+    conclusion_disagreements,
+    method_disagreements,
+    model_methods,
+    observed_vs_model,
+    seed_disagreements,
+)
+from perceptiongap.report.render import render_figures, replace_folder
+from perceptiongap.report.results import Results, read_results
+
+TEMPLATE = "report.html.j2"
+VERDICTS = {True: ("supported", "yes"), False: ("not supported", "no"), None: ("not evaluated", "na")}
+
+TABLE_CAPTIONS = {
+    "perturbation_study": "tables/perturbation_study.csv: predictive confidence and class separability per inference "
+                          "method, observer group, subgroup and severity (observed: the networks' own predictions, no "
+                          "model).",
+    "merged_subgroups": "tables/merged_subgroups.csv: the same after refitting with microcalcifications and soft "
+                        "tissue lesions as one subgroup.",
+    "annotation_study": "tables/annotation_study.csv: class separability of the networks with the ROI interior, "
+                        "the ROI exterior or the entire image filtered (no model).",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Formatting
+
+
+def format_p_value(value) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return ""
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def format_value(value, column: str = "") -> str:
+    """A table cell: p-values to 3 decimals (or <0.001), other floats to 3 decimals, NaN empty."""
+    if value is None:
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        if not math.isfinite(value):
+            return ""
+        if column.startswith("p_") or column == "median_p":
+            return format_p_value(float(value))
+        if column == "severity_mm":
+            return f"{value:g}"
+        if float(value).is_integer() and column in ("fits", "seed", "iterations", "divergences", "converged"):
+            return str(int(value))
+        return f"{value:.3f}" if abs(value) < 1000 else f"{value:.0f}"
+    text = str(value)
+    return "" if text == "nan" else text
+
+
+def _flag(column: str, value, chains: int | None = None) -> str:
+    """CSS class for a diagnostics cell that breaches its limit."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return "bad" if column == "warnings" and value else ""
+    if not math.isfinite(number):
+        return ""
+    if column == "pareto_k" and number > PARETO_K_LIMIT:
+        return "bad"
+    if column == "max_r_hat" and number > RHAT_LIMIT:
+        return "bad"
+    if column == "min_ess_bulk" and number < ESS_PER_CHAIN * (chains or 1):
+        return "bad"
+    if column == "converged" and number == 0:
+        return "bad"
+    if column == "divergences" and number > 0:
+        return "bad"
+    return ""
+
+
+def html_table(frame: pd.DataFrame, *, caption: str = "", flag: Callable[[str, object], str] | None = None) -> dict:
+    """A table for the template: caption, columns and rows of (text, css class) cells."""
+    columns = [str(c) for c in frame.columns]
+    rows = []
+    for record in frame.itertuples(index=False):
+        rows.append([(format_value(value, column), flag(column, value) if flag else "")
+                     for column, value in zip(columns, record)])
+    numeric = [pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
+               for c in frame.columns]
+    return {"caption": caption, "columns": columns, "numeric": numeric, "rows": rows}
+
+
+# --------------------------------------------------------------------------------------------
+# Context
+
+
+def _conclusions_context(results: Results, methods: Sequence[str]) -> tuple[list[dict], list]:
+    conclusions = evaluate_conclusions(results.tables, **observer_roles(results.observer_kinds))
+    rows = []
+    for conclusion in conclusions:
+        cells = []
+        for method in methods:
+            verdict = conclusion.verdicts.get(method)
+            text, css = VERDICTS[verdict]
+            cells.append({"method": method, "verdict": text, "css": css,
+                          "evidence": conclusion.evidence.get(method, "")})
+        rows.append({"key": conclusion.key, "statement": conclusion.statement, "rule": conclusion.rule,
+                     "cells": cells})
+    return rows, conclusions
+
+
+def _stan_advi_stops(fits: pd.DataFrame) -> str | None:
+    rows = fits[fits["inference"] == "stan-advi"]
+    if rows.empty or rows["iterations"].isna().all():
+        return None
+    low, high = int(rows["iterations"].min()), int(rows["iterations"].max())
+    return f"{low}" if low == high else f"{low}-{high}"
+
+
+def _warnings(fits: pd.DataFrame) -> list[str]:
+    """Every warning of tables/fits.csv, naming merged-subgroup refits as such."""
+    found = []
+    for text, merged in zip(fits["warnings"].fillna("").astype(str), fits["merged"].astype(str).str.lower()):
+        suffix = " [merged-subgroup refit]" if merged in ("true", "1") else ""
+        found += [w + suffix for w in text.split(" | ") if w]
+    return found
+
+
+def _diagnostics_summary(fits: pd.DataFrame) -> list[str]:
+    """One line per inference method: how many fits breach which limit."""
+    lines = []
+    for method, rows in fits.groupby("inference", sort=False):
+        parts = [f"{len(rows)} fits"]
+        if rows["pareto_k"].notna().any():
+            poor = int((rows["pareto_k"] > PARETO_K_LIMIT).sum())
+            parts.append(f"Pareto k-hat {rows['pareto_k'].min():.2f}-{rows['pareto_k'].max():.2f}, "
+                         f"{poor} above {PARETO_K_LIMIT}")
+        if rows["converged"].notna().any() and method != "nuts":
+            parts.append(f"{int((rows['converged'] == 0).sum())} stopped at their iteration limit")
+        if rows["max_r_hat"].notna().any():
+            parts.append(f"largest R-hat {rows['max_r_hat'].max():.3f} (limit {RHAT_LIMIT})")
+        if rows["min_ess_bulk"].notna().any():
+            parts.append(f"smallest bulk ESS {rows['min_ess_bulk'].min():.0f}")
+        if rows["divergences"].notna().any():
+            parts.append(f"{int(rows['divergences'].sum())} divergent transitions")
+        lines.append(f"{method}: " + "; ".join(parts))
+    return lines
+
+
+def _provenance(results: Results) -> dict | None:
+    run = results.run
+    if run is None:
+        return None
+    command = run.get("command")
+    return {
+        "command": shlex.join(str(c) for c in command) if isinstance(command, list) else str(command or ""),
+        "seed": run.get("seed"),
+        "advi_seeds": run.get("advi_seeds"),
+        "inference": ", ".join(run.get("inference") or []),
+        "data_dir": run.get("data_dir"),
+        "run_seconds": run.get("run_seconds"),
+        "finished_at": run.get("finished_at"),
+        "platform": run.get("platform"),
+        "packages": sorted((run.get("packages") or {}).items()),
+        "checksums": sorted((run.get("input_sha256") or {}).items()),
+    }
+
+
+def report_context(results: Results, sections: list, *, rendered_at: str | None = None) -> dict:
+    """Everything the template shows, computed from the saved tables."""
+    tables = results.tables
+    perturbation = tables["perturbation_study"]
+    fits = tables["fits"]
+    methods = model_methods(perturbation)
+    conclusion_rows, conclusions = _conclusions_context(results, methods)
+    split = conclusion_disagreements(conclusions)
+    cells = method_disagreements(perturbation, methods)
+    seeds = seed_disagreements(perturbation)
+    observed = observed_vs_model(perturbation, methods) if (perturbation["inference"] == "observed").any() else None
+    data_tables = [html_table(tables[name], caption=caption) for name, caption in TABLE_CAPTIONS.items()
+                   if name in tables and len(tables[name])]
+    fits_view = fits.drop(columns=["warnings"], errors="ignore")
+    return {
+        "title": f"perceptiongap report: {results.folder.resolve().name}",
+        "folder": str(results.folder.resolve()),
+        "rendered_at": rendered_at or dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "version": _version(),
+        "methods": methods,
+        "has_stan_advi": "stan-advi" in methods,
+        "has_nuts": "nuts" in methods,
+        "stan_advi_stops": _stan_advi_stops(fits),
+        "stan_advi_fits": int(perturbation.loc[perturbation["inference"] == "stan-advi", "fits"].max())
+        if "stan-advi" in methods else 0,
+        "conclusions": conclusion_rows,
+        "split_conclusions": [c.statement for c in split],
+        "method_cells": html_table(cells) if len(cells) else None,
+        "seed_cells": html_table(seeds) if len(seeds) else None,
+        "observed_cells": html_table(observed) if observed is not None and len(observed) else None,
+        "has_observed": observed is not None,
+        "sections": sections,
+        "figure_count": sum(len(s.figures) for s in sections if s.key != "diagnostics"),
+        "diagnostics": next((s for s in sections if s.key == "diagnostics"), None),
+        "diagnostics_summary": _diagnostics_summary(fits),
+        "warnings": _warnings(fits),
+        "fits_table": html_table(fits_view, caption="tables/fits.csv: one row per fit (flagged cells breach a limit).",
+                                 flag=lambda column, value: _flag(column, value, _chains(results))),
+        "limits": {"rhat": RHAT_LIMIT, "pareto_k": PARETO_K_LIMIT, "ess_per_chain": ESS_PER_CHAIN},
+        "data_tables": data_tables,
+        "provenance": _provenance(results),
+        "provenance_problem": results.run_problem,
+    }
+
+
+def _chains(results: Results) -> int:
+    counts = [int(a.get("num_chains", 1)) for a in results.fit_attrs if a.get("inference") == "nuts"]
+    return min(counts) if counts else 1
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("perceptiongap")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def breakable(name: str):
+    """A column name that may wrap after its underscores (for narrow pages and print)."""
+    from markupsafe import Markup, escape
+
+    return Markup(str(escape(name)).replace("_", "_<wbr>"))
+
+
+def render_html(context: dict) -> str:
+    """The report's HTML from the package's jinja2 template."""
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+    environment = Environment(
+        loader=PackageLoader("perceptiongap.report", "templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.filters["p"] = format_p_value
+    environment.filters["breakable"] = breakable
+    return environment.get_template(TEMPLATE).render(**context)
+
+
+# --------------------------------------------------------------------------------------------
+# Entry point
+
+
+def build_report(
+    results_dir: Path,
+    *,
+    shared_dir: Path | None = None,
+    on_figure: Callable[[str], None] | None = None,
+) -> Path:
+    """Render ``figures/`` and ``report.html`` of a results folder from its saved outputs; return the report's path.
+
+    ``shared_dir`` is the folder holding the sample mammograms (default: $PERCEPTIONGAP_SHARED, else
+    ``../shared`` beside the repository); without it the filtering figure is skipped with a note.
+    Raises :class:`~perceptiongap.errors.InputError` if ``results_dir`` is not a results folder.
+    """
+    results = read_results(Path(results_dir))
+    folder = results.folder
+    staging = Path(tempfile.mkdtemp(prefix=".figures.", dir=folder))
+    try:
+        sections = render_figures(results, staging, shared_dir=shared_dir, on_figure=on_figure)
+        html = render_html(report_context(results, sections))
+        replace_folder(staging, folder / "figures")
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    path = folder / "report.html"
+    atomic_write_text(path, html)
+    return path

@@ -1,0 +1,271 @@
+"""Render every figure of a results folder into ``figures/`` (PNG at 300 dpi and SVG) for the report."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from perceptiongap.report import figures as F
+from perceptiongap.report.findings import model_methods
+from perceptiongap.report.palette import group_colours
+from perceptiongap.report.results import Results
+
+PNG_DPI = 300
+#: Resolution of the image-heavy preview figure as embedded in the HTML (the PNG file keeps 300 dpi).
+EMBEDDED_PREVIEW_DPI = 110
+SAMPLE_EXAM = Path("mammograms") / "gmic-sample-exam0"
+PREVIEW_VIEW = "0_L-CC.png"
+
+
+@dataclass
+class RenderedFigure:
+    """One figure as written to disk and as embedded in the report."""
+
+    name: str  # file stem in figures/
+    title: str
+    caption: str
+    embed_uri: str  # data: URI (SVG, or PNG for image-heavy figures)
+    files: list[str] = field(default_factory=list)  # paths relative to the results folder
+
+
+@dataclass
+class FigureSection:
+    key: str
+    title: str
+    figures: list[RenderedFigure] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def shared_folder() -> Path:
+    """The read-only shared data folder: $PERCEPTIONGAP_SHARED, else ``../shared`` beside the repository."""
+    configured = os.environ.get("PERCEPTIONGAP_SHARED")
+    if configured:
+        return Path(configured)
+    return Path(__file__).resolve().parents[3].parent / "shared"
+
+
+def _save(figure, folder: Path, name: str, *, embed: str = "svg") -> tuple[list[Path], str]:
+    """Write ``name``.png (300 dpi) and .svg into ``folder``; return the paths and the embedding data URI."""
+    import matplotlib
+
+    written = []
+    payload = {}
+    with matplotlib.rc_context({"svg.hashsalt": "perceptiongap"}):
+        for suffix, options in ((".png", {"dpi": PNG_DPI, "metadata": {"Software": None}}),
+                                (".svg", {"metadata": {"Date": None}})):
+            buffer = io.BytesIO()
+            figure.savefig(buffer, format=suffix[1:], **options)
+            path = folder / f"{name}{suffix}"
+            path.write_bytes(buffer.getvalue())
+            written.append(path)
+            payload[suffix] = buffer.getvalue()
+        if embed == "svg":
+            uri = "data:image/svg+xml;base64," + base64.b64encode(payload[".svg"]).decode("ascii")
+        else:
+            buffer = io.BytesIO()
+            figure.savefig(buffer, format="png", dpi=EMBEDDED_PREVIEW_DPI, metadata={"Software": None})
+            uri = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return written, uri
+
+
+class _Renderer:
+    def __init__(self, folder: Path, results_dir: Path, on_figure: Callable[[str], None] | None):
+        self.folder, self.results_dir, self.on_figure = folder, results_dir, on_figure
+
+    def __call__(self, section: FigureSection, name: str, title: str, caption: str, build: Callable, *,
+                 embed: str = "svg") -> None:
+        figure = build()
+        paths, uri = _save(figure, self.folder, name, embed=embed)
+        figure.clear()
+        files = [f"figures/{p.name}" for p in paths]
+        section.figures.append(RenderedFigure(name, title, caption, uri, files))
+        if self.on_figure:
+            self.on_figure(name)
+
+
+def _fits_note(table: pd.DataFrame, method: str) -> str:
+    fits = table.loc[table["inference"] == method, "fits"]
+    if len(fits) and fits.max() > 1:
+        return (f" Under {method} each number is the median over {fits.max()} fits (seeds); the tables give the "
+                "fraction of fits whose p-value is below 0.05.")
+    return ""
+
+
+def _perturbation_caption(table: pd.DataFrame, method: str, has_observed: bool) -> str:
+    text = (f"Left: posterior mean of the severity effect γ under {method}, ±1 posterior sd; above it, "
+            "P(γ > 0 | D) per severity (small = filtering lowers confidence). Right: class separability "
+            "(KS statistic between the posterior predictive probabilities of malignant breasts of the subgroup "
+            "and all non-malignant breasts), mean ±1 sd over observers; above it, the p-value of the one-sided KS "
+            "test of a drop from severity 0.")
+    if has_observed:
+        text += (" Hollow diamonds (dotted): the same statistic on the networks' observed predictions, "
+                 "with no model.")
+    return text + _fits_note(table, method)
+
+
+def render_figures(
+    results: Results,
+    figures_dir: Path,
+    *,
+    shared_dir: Path | None = None,
+    on_figure: Callable[[str], None] | None = None,
+) -> list[FigureSection]:
+    """Render every figure into ``figures_dir`` (which must exist and be empty); return them by section."""
+    tables = results.tables
+    perturbation = tables["perturbation_study"]
+    merged = tables.get("merged_subgroups")
+    annotation = tables.get("annotation_study")
+    kinds = results.observer_kinds
+    all_groups = [*kinds, *[g for g in pd.unique(perturbation["observer_group"]) if g not in kinds]]
+    colours = group_colours(all_groups)
+    methods = model_methods(perturbation)
+    architectures = F.architectures(kinds)
+    subgroups = [s for s in pd.unique(perturbation["subgroup"])]
+    render = _Renderer(figures_dir, results.folder, on_figure)
+    observed_groups = set(perturbation.loc[perturbation["inference"] == "observed", "observer_group"])
+
+    sections = []
+    study = FigureSection("perturbation", "Perturbation study (as the paper's Figure 4)")
+    for method in methods:
+        for architecture, groups in architectures:
+            for subgroup in subgroups:
+                title = f"{architecture}, {F.pretty(subgroup)}: perturbation study under {method}"
+                render(study, f"perturbation_study_{architecture}_{subgroup}_{method}", title,
+                       _perturbation_caption(perturbation, method, bool(observed_groups & set(groups))),
+                       lambda: F.perturbation_figure(perturbation, inference=method, groups=groups, subgroup=subgroup,
+                                                     colours=colours, title=title))
+    sections.append(study)
+
+    if merged is not None and len(merged):
+        section = FigureSection("merged", "Merged subgroups: Simpson's paradox (as the paper's Figure 6)")
+        merged_subgroup = str(merged["subgroup"].iloc[0])
+        for method in model_methods(merged):
+            for architecture, groups in architectures:
+                title = (f"{architecture}, microcalcifications and soft tissue lesions merged: "
+                         f"refit under {method}")
+                render(section, f"merged_subgroups_{architecture}_{method}", title,
+                       _perturbation_caption(merged, method, bool(observed_groups & set(groups)))
+                       + " The model is refitted with both subgroups relabelled as one.",
+                       lambda: F.perturbation_figure(merged, inference=method, groups=groups,
+                                                     subgroup=merged_subgroup, colours=colours, title=title))
+        sections.append(section)
+
+    section = FigureSection("annotation", "Annotation study (as the paper's Figure 5)")
+    if annotation is not None and len(annotation):
+        for group in pd.unique(annotation["observer_group"]):
+            title = f"{group}: annotation study (no model)"
+            render(section, f"annotation_study_{group}", title,
+                   "Class separability of the network's observed predictions, mean ±1 sd over (annotating "
+                   "radiologist, training seed) for the ROI schemes and over training seeds for the entire image, "
+                   "on the annotated exams; above it, the p-value of the one-sided KS test of a drop from severity "
+                   "0. No model is involved, so this is the same under every inference method.",
+                   lambda: F.annotation_figure(annotation, group=group, title=title))
+    else:
+        section.notes.append("This study has no ROI-scheme observations, so there is no annotation study.")
+    sections.append(section)
+
+    section = FigureSection("comparison", "Inference methods side by side")
+    if len(methods) >= 2:
+        groups = [g for g in all_groups if g in set(perturbation["observer_group"])]
+        panels = [(perturbation, s) for s in subgroups]
+        if merged is not None and len(merged) and len(model_methods(merged)) >= 2:
+            panels.append((merged, str(merged["subgroup"].iloc[0])))
+        for table, subgroup in panels:
+            title = f"{F.pretty(subgroup)}: {' vs '.join(methods)}"
+            render(section, f"inference_comparison_{subgroup}", title,
+                   "Each observer group (rows) under every inference method: severity effect γ (left, ±1 posterior "
+                   "sd) and class separability (right, ±1 sd over observers), with each method's p-values above "
+                   "(one row per method, in legend order). Shaded: severities where the methods disagree on "
+                   "whether p < 0.05." + _fits_note(table, "stan-advi"),
+                   lambda: F.inference_comparison_figure(table, subgroup=subgroup, groups=groups,
+                                                         methods=model_methods(table), colours=colours, title=title))
+    else:
+        section.notes.append(f"Only {methods[0] if methods else 'no'} inference was run, so there is nothing to "
+                             "compare; run with --inference stan-advi,nuts to see where the published method and "
+                             "exact inference part ways.")
+    sections.append(section)
+
+    sections.append(_preview_section(render, shared_dir if shared_dir is not None else shared_folder()))
+    sections.append(_diagnostics_section(render, results, methods, colours))
+    return sections
+
+
+def _preview_section(render: _Renderer, shared_dir: Path) -> FigureSection:
+    section = FigureSection("filtering", "What filtering does (as the paper's Figure 1)")
+    exam = Path(shared_dir) / SAMPLE_EXAM
+    view = exam / PREVIEW_VIEW
+    if not view.is_file():
+        section.notes.append(f"The sample mammograms were not found (looked for {view}; set PERCEPTIONGAP_SHARED to "
+                             "the shared data folder), so this figure is skipped.")
+        return section
+    title = f"What each severity removes: view {view.stem} of the sample exam"
+    render(section, "filtering_preview", title,
+           f"The view {view.stem} of {exam.name} (a 16-bit PNG holding 12-bit values) unperturbed and low-pass "
+           "filtered at each of the paper's eight cut-offs with the release's filter (METHOD §1), whole (top) and "
+           f"as a 20 mm crop (bottom, outlined on the unperturbed view). The PNG does not record its pixel "
+           f"spacing: {F.PREVIEW_PIXEL_MM:g} mm is assumed, so the cut-offs in cycles/mm are nominal. Each panel "
+           "has its own grey scale, as the release rescales every filtered image to its full range.",
+           lambda: F.filtering_preview_figure(view), embed="png")
+    return section
+
+
+def _diagnostics_section(render: _Renderer, results: Results, methods, colours) -> FigureSection:
+    section = FigureSection("diagnostics", "Inference diagnostics")
+    traces = F.elbo_traces(results.fit_attrs)
+    for method in pd.unique(traces["inference"]):
+        title = f"{method}: ELBO traces"
+        rule = ("Stan's rule: stop when the mean or the median of the last 10 relative changes falls below "
+                "tol_rel_obj" if method == "stan-advi" else "the method's convergence rule")
+        render(section, f"elbo_{method}", title,
+               f"Negative evidence lower bound (top, log scale) and its relative change between evaluations (bottom) "
+               f"for every {method} fit, one line per seed (merged-subgroup refits dashed); x marks where the fit "
+               f"stopped ({rule}; dotted red line: the tolerance).",
+               lambda: F.elbo_figure(traces, inference=method, colours=colours))
+    nuts_paths = [p for p, attrs in zip(results.fit_paths, results.fit_attrs) if attrs.get("inference") == "nuts"]
+    if nuts_paths:
+        summary = nuts_summary_from_files(nuts_paths)
+        subgroups = [s for s in pd.unique(summary["subgroup"])
+                     if s in set(results.tables["perturbation_study"]["subgroup"]) or s == "merged"]
+        render(section, "nuts_diagnostics", "nuts: R-hat and effective sample size of the severity effects",
+               "Rank-normalised R-hat (top) and bulk effective sample size (bottom) of every severity effect γ of "
+               "the analysed subgroups, per NUTS fit (merged-subgroup refits in the column 'merged'). Dotted red "
+               "lines: the warning limits (R-hat 1.01; ESS 100 per chain).",
+               lambda: F.nuts_diagnostics_figure(summary, subgroups=subgroups, colours=colours))
+    if not len(traces) and not nuts_paths:
+        section.notes.append("No fit kept an ELBO trace or NUTS draws.")
+    return section
+
+
+def nuts_summary_from_files(paths) -> pd.DataFrame:
+    """:func:`~perceptiongap.report.figures.nuts_summary` of saved NUTS posteriors (reads only gamma)."""
+    import xarray as xr
+
+    datasets = []
+    for path in paths:
+        with xr.open_dataset(path, group="posterior", engine="h5netcdf") as dataset:
+            gamma = dataset[["gamma"]].load()
+            gamma.attrs = dict(dataset.attrs)
+        datasets.append(gamma)
+    return F.nuts_summary(datasets)
+
+
+def replace_folder(new: Path, target: Path) -> None:
+    """Put the folder ``new`` at ``target``, removing what was there, so no stale figure survives."""
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+        os.replace(target, old / target.name)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(new, 0o777 & ~umask)  # mkdtemp made it private
+    os.replace(new, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
