@@ -3,7 +3,7 @@
 Usage: python benchmarks/reproduce.py [--inference stan-advi,nuts] [--advi-seeds 5] [--out DIR]
 
 Prints the seconds of each stage (import, fits per method, posterior predictive for all groups,
-analysis) and, in the same run, the release's approach to the posterior predictive (a Python
+analysis, figures and report) and, in the same run, the release's approach to the posterior predictive (a Python
 loop over observers x severities x breasts averaging sigmoid over draws) timed on a subset and
 extrapolated, with the ratio. Goals (2-core machine): stan-advi with 5 seeds < 120 s, nuts < 300 s,
 posterior predictive for all groups < 1 s.
@@ -17,8 +17,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
 
 
 def release_posterior_predictive_loop(posterior, observers, severities, cases) -> float:
@@ -55,6 +53,7 @@ def main() -> None:
     from perceptiongap.analysis import posterior_predictive
     from perceptiongap.model import load_posterior
     from perceptiongap.release import import_release, locate_release
+    from perceptiongap.report import build_report
     from perceptiongap.workflow import analyse_results, fit_study, model_groups, plan_fits, posterior_paths, write_study
 
     out = args.out or Path(tempfile.mkdtemp(prefix="perceptiongap-bench-"))
@@ -88,6 +87,9 @@ def main() -> None:
     start = time.perf_counter()
     analyse_results(out)
     timings["analyse (all tables)"] = time.perf_counter() - start
+    start = time.perf_counter()
+    build_report(out)
+    timings["figures and report"] = time.perf_counter() - start
     timings["total"] = time.perf_counter() - start_all
 
     print(f"machine: {os.cpu_count()} cores, JAX devices {jax.local_device_count()}; results in {out}")
