@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+
 
 def release_posterior_predictive_loop(posterior, observers, severities, cases) -> float:
     """The release's algorithm (without its per-element shuffling): seconds for the given subset."""

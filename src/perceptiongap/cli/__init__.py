@@ -40,10 +40,21 @@ def _register_stages() -> None:
 _register_stages()
 
 
+def _use_all_cores_for_jax() -> None:
+    """Let NUTS run its chains in parallel: one XLA CPU device per core (must precede importing JAX)."""
+    import os
+
+    flag = "--xla_force_host_platform_device_count"
+    if flag not in os.environ.get("XLA_FLAGS", "") and "jax" not in sys.modules:
+        cores = min(os.cpu_count() or 1, 4)
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flag}={cores}".strip()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     import click
 
+    _use_all_cores_for_jax()
     command = typer.main.get_command(app)
     try:
         # standalone_mode=False lets our handlers below see errors and interrupts first.
