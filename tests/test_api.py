@@ -14,7 +14,7 @@ def test_every_stage_is_reachable_from_the_package():
 
     assert perceptiongap.fit is model.fit
     assert perceptiongap.read_study is study.read_study
-    for name in ("locate_release", "import_release", "lowpass", "predict", "DirichletCalibrator",
+    for name in ("locate_release", "import_release", "lowpass", "DirichletCalibrator",
                  "build_model_data", "analyse_results"):
         assert callable(getattr(perceptiongap, name))
 

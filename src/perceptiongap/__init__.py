@@ -8,13 +8,14 @@ imported on first use, so ``import perceptiongap`` stays light:
 ``locate_release``          the authors' release: find or download, checksum-verified (``release``)
 ``import_release``          the release as Observations + Cases (``release``)
 ``lowpass``                 Gaussian low-pass filtering in cycles/mm (``perturb``)
-``predict``                 run a network over exams x severities x schemes (``predict``)
 ``DirichletCalibrator``     calibrate network outputs (``calibrate``)
 ``build_model_data``        one observer group's model arrays (``model``)
 ``fit``                     fit the model: stan-advi, advi or nuts -> ArviZ posterior (``model``)
 ``analyse_results``         every table of a results folder (``workflow``)
 ``build_report``            figures and the HTML report of a results folder (``report``)
 ==========================  ==================================================================
+
+Running a network over every exam and severity is ``perceptiongap.predict.predict``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ _LAZY = {
     "locate_release": "perceptiongap.release",
     "import_release": "perceptiongap.release",
     "lowpass": "perceptiongap.perturb",
-    "predict": "perceptiongap.predict",
     "DirichletCalibrator": "perceptiongap.calibrate",
     "build_model_data": "perceptiongap.model",
     "fit": "perceptiongap.model",

@@ -7,8 +7,8 @@ from perceptiongap.errors import InputError
 PAPER_CUTOFFS = "6,4.5,3,2,1.5,1,0.5,0.25"
 
 
-def parse_cutoffs(text: str, option: str = "--cutoffs-per-mm") -> list[float]:
-    """``6,4.5,inf`` -> cut-offs in cycles/mm (``inf`` = unperturbed)."""
+def parse_cutoffs(text: str, option: str = "--cutoffs-per-mm", *, allow_empty: bool = False) -> list[float]:
+    """``6,4.5,inf`` -> cut-offs in cycles/mm (``inf`` = unperturbed); ``allow_empty`` admits ``""``."""
     values = []
     for item in (part.strip() for part in text.split(",")):
         if not item:
@@ -17,7 +17,7 @@ def parse_cutoffs(text: str, option: str = "--cutoffs-per-mm") -> list[float]:
             values.append(float(item))
         except ValueError:
             raise InputError(f"{item!r} is not a number of cycles/mm (inf = unperturbed)", source=option) from None
-    if not values:
+    if not values and not allow_empty:
         raise InputError("no cut-offs given", source=option)
     return values
 

@@ -50,7 +50,7 @@ def predict_command(
         observer_group,
         out,
         observer=observer,
-        cutoffs_per_mm=parse_cutoffs(cutoffs_per_mm),
+        cutoffs_per_mm=parse_cutoffs(cutoffs_per_mm, allow_empty=True),
         rois=rois,
         schemes=[s.strip() for s in schemes.split(",") if s.strip()],
         batch_size=batch_size,
