@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import platform
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
-from perceptiongap.files import atomic_write_text
+from perceptiongap.files import atomic_write_text, sha256_file
 
 PACKAGES = ("perceptiongap", "numpy", "scipy", "pandas", "jax", "numpyro", "arviz", "matplotlib")
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def package_versions() -> dict[str, str]:
@@ -49,7 +40,7 @@ def write_run_record(
     files += [Path(p) for p in inputs]
     base = Path(data_dir) if data_dir else None
     checksums = {
-        (str(p.relative_to(base)) if base and p.is_relative_to(base) else str(p)): sha256_of(p) for p in files
+        (str(p.relative_to(base)) if base and p.is_relative_to(base) else str(p)): sha256_file(p) for p in files
     }
     record = {
         "command": list(command),

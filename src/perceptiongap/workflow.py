@@ -49,6 +49,13 @@ class FitJob:
         return f"{self.inference} {self.observer_group} (seed {self.seed}{merged})"
 
 
+def merged_study_cases(cases: pd.DataFrame) -> pd.DataFrame:
+    """Cases with microcalcifications and soft tissue lesions relabelled as the one subgroup ``merged``."""
+    from perceptiongap.analysis.subgroups import merge_subgroups
+
+    return merge_subgroups(cases, ANALYSED_SUBGROUPS, MERGED_SUBGROUP)
+
+
 def plan_fits(
     observer_groups: Sequence[str],
     inference_methods: Sequence[str],
@@ -113,7 +120,6 @@ def fit_study(
 
     ``on_fit(job, seconds)`` is called after each job (``seconds`` None when it was already done).
     """
-    from perceptiongap.analysis.subgroups import merge_subgroups
     from perceptiongap.model import build_model_data, fit, save_posterior
 
     merged_cases = None
@@ -124,7 +130,7 @@ def fit_study(
                 on_fit(job, None)
             continue
         if job.merged and merged_cases is None:
-            merged_cases = merge_subgroups(cases, ANALYSED_SUBGROUPS, MERGED_SUBGROUP)
+            merged_cases = merged_study_cases(cases)
         data = build_model_data(observations, merged_cases if job.merged else cases, job.observer_group,
                                 subgroup_order=(MERGED_SUBGROUP, *PAPER_SUBGROUPS))
         start = time.perf_counter()
@@ -179,8 +185,12 @@ def fits_table(posteriors: Sequence) -> pd.DataFrame:
 def analyse_results(results_dir: Path) -> dict[str, pd.DataFrame]:
     """Compute every table of a results folder from its study and posteriors, and write them."""
     from perceptiongap.analysis import annotation_study, observed_separability, perturbation_study_table
-    from perceptiongap.analysis.conclusions import conclusions_table, evaluate_conclusions, observer_kinds, observer_roles
-    from perceptiongap.analysis.subgroups import merge_subgroups
+    from perceptiongap.analysis.conclusions import (
+        conclusions_table,
+        evaluate_conclusions,
+        observer_kinds,
+        observer_roles,
+    )
     from perceptiongap.model import load_posterior
 
     results_dir = Path(results_dir)
@@ -196,7 +206,7 @@ def analyse_results(results_dir: Path) -> dict[str, pd.DataFrame]:
     observed = [observed_separability(observations, cases, group, subgroups=ANALYSED_SUBGROUPS) for group in dense]
     tables["perturbation_study"] = perturbation_study_table(separate, observed, subgroups=ANALYSED_SUBGROUPS)
     if merged:
-        merged_cases = merge_subgroups(cases, ANALYSED_SUBGROUPS, MERGED_SUBGROUP)
+        merged_cases = merged_study_cases(cases)
         merged_observed = [observed_separability(observations, merged_cases, group, subgroups=(MERGED_SUBGROUP,))
                            for group in dense]
         tables["merged_subgroups"] = perturbation_study_table(merged, merged_observed, subgroups=(MERGED_SUBGROUP,))

@@ -12,7 +12,6 @@ from perceptiongap.report import figures as F
 from perceptiongap.report.palette import PAPER_GROUP_COLOURS, group_colours
 from perceptiongap.workflow import posterior_paths
 
-
 # --------------------------------------------------------------------------------------------
 # Reading a figure back (matplotlib artists only; nothing of perceptiongap's)
 

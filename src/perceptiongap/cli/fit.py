@@ -66,7 +66,12 @@ def run_fits(observations, cases, out: Path, inference: list[str], seed: int, ad
 
 
 def run_analysis(out: Path) -> dict:
-    from perceptiongap.analysis.conclusions import evaluate_conclusions, observer_kinds, observer_roles, print_conclusions
+    from perceptiongap.analysis.conclusions import (
+        evaluate_conclusions,
+        observer_kinds,
+        observer_roles,
+        print_conclusions,
+    )
     from perceptiongap.workflow import analyse_results
 
     with console.status("analysing posteriors"):

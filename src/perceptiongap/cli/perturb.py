@@ -13,6 +13,7 @@ import typer
 
 from perceptiongap.cli import app
 from perceptiongap.cli.options import PAPER_CUTOFFS, parse_cutoffs, parse_pixel_mm
+from perceptiongap.cli.progress import progress_bar
 
 
 @contextlib.contextmanager
@@ -20,16 +21,7 @@ def _progress_bar(description: str) -> Iterator:
     """A rich progress bar on stderr, shown from the first report on (after the inputs were
     checked, so that an early error prints alone); yields the ``progress(done, total)`` callback.
     """
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    bar = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-    )
+    bar = progress_bar()
     task = bar.add_task(description, total=None)
 
     def report(done: int, total: int) -> None:

@@ -9,7 +9,6 @@ is rewritten atomically, at most every few seconds and once at the end.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -17,18 +16,9 @@ from pathlib import Path
 import pandas as pd
 
 from perceptiongap.errors import InputError
-from perceptiongap.files import atomic_write_text
+from perceptiongap.files import atomic_write_text, sha256_file
 
 MANIFEST_NAME = "manifest.csv"
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class Manifest:
@@ -75,7 +65,7 @@ class Manifest:
         if any(row[c] != request[c] for c in self.request_columns):
             return "conflict"
         target = self.out_dir / request["output"]
-        if target.is_file() and file_sha256(target) == row["sha256"]:
+        if target.is_file() and sha256_file(target) == row["sha256"]:
             return "complete"
         return "todo"
 

@@ -10,7 +10,6 @@ perturbed exams are in memory at a time.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -65,15 +64,6 @@ class Task:
     feather_mm: float = 0.0
     #: FFT threads per task: 1 where several worker processes share the cores, else all (-1).
     fft_workers: int = -1
-
-
-def file_digest(path: str | Path) -> str:
-    """SHA-256 of a file's bytes (identifies the inputs of a run, so that a resume can check them)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_exams(path: str | Path, pixel_mm: float | tuple[float, float] | None = None) -> list[ExamImages]:

@@ -18,11 +18,11 @@ from pathlib import Path
 import pandas as pd
 
 from perceptiongap.errors import InputError
+from perceptiongap.files import sha256_file
 from perceptiongap.perturb import VARIANTS
 from perceptiongap.predict.jobs import (
     Task,
     cached_model,
-    file_digest,
     make_jobs,
     make_tasks,
     read_boxes,
@@ -264,8 +264,8 @@ def predict(
         "variant": variant,
         "feather_mm": feather_mm,
         "pixel_mm": pixel_mm,
-        "exams_sha256": file_digest(exams),
-        "rois_sha256": None if rois is None else file_digest(rois),
+        "exams_sha256": sha256_file(exams),
+        "rois_sha256": None if rois is None else sha256_file(rois),
     }
     store = ObservationStore(out, settings, force=force)
     done = store.open()

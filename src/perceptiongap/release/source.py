@@ -19,7 +19,7 @@ from pathlib import Path
 import platformdirs
 
 from perceptiongap.errors import InputError
-from perceptiongap.files import atomic_path
+from perceptiongap.files import atomic_path, sha256_file
 
 RELEASE_REPOSITORY = "nyukat/perception_comparison"
 RELEASE_COMMIT = "5d7deb0e361e1c477b7ae3127ce7590ae1e0ba1f"
@@ -69,12 +69,6 @@ def default_cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("perceptiongap")) / f"nyu-release-{RELEASE_COMMIT[:7]}"
 
 
-def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    with path.open("rb") as stream:
-        return hashlib.file_digest(stream, "sha256").hexdigest()
-
-
 def release_root(directory: Path) -> Path:
     """``directory`` itself, or its ``data/`` when given a clone of the authors' repository."""
     if not (directory / "exam_info.csv").exists() and (directory / "data" / "exam_info.csv").exists():
@@ -92,7 +86,7 @@ def _check_given_release(directory: Path, setting: str) -> Path:
         if not path.is_file():
             raise InputError(f"{setting}: missing release file {name}", source=root)
         expected, _ = RELEASE_FILES[name]
-        actual = sha256_of(path)
+        actual = sha256_file(path)
         if actual != expected:
             raise InputError(
                 f"checksum mismatch: SHA-256 {actual[:16]}... is not the pinned release's {expected[:16]}...",
@@ -104,7 +98,7 @@ def _check_given_release(directory: Path, setting: str) -> Path:
 def _stale_files(root: Path) -> list[str]:
     return [
         name for name in REQUIRED_FILES
-        if not (root / name).is_file() or sha256_of(root / name) != RELEASE_FILES[name][0]
+        if not (root / name).is_file() or sha256_file(root / name) != RELEASE_FILES[name][0]
     ]
 
 

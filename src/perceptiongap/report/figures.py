@@ -606,7 +606,7 @@ def nuts_diagnostics_figure(
                 axis.set_ylabel(label)
             if row == 0:
                 axis.set_title(pretty(subgroup))
-    handles, labels = {}, {}
+    handles = {}
     for axis in axes.ravel():
         for handle, label in zip(*axis.get_legend_handles_labels()):
             handles.setdefault(label, handle)
