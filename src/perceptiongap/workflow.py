@@ -14,8 +14,10 @@ Fitting is resumable: a posterior already on disk (written atomically, so comple
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,6 +110,14 @@ def dense_groups(observations: pd.DataFrame) -> list[str]:
     return dense
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity where the platform reports one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
 def fit_study(
     observations: pd.DataFrame,
     cases: pd.DataFrame,
@@ -115,32 +125,72 @@ def fit_study(
     results_dir: Path,
     *,
     on_fit: Callable[[FitJob, float | None], None] | None = None,
+    workers: int | None = None,
 ) -> list[Path]:
     """Run every job whose posterior is not on disk yet; return the paths of all jobs' posteriors.
 
-    ``on_fit(job, seconds)`` is called after each job (``seconds`` None when it was already done).
+    ADVI fits (``stan-advi``, ``advi``) run ``workers`` at a time in threads (default: one per
+    core); each is mostly single-threaded XLA work, and XLA runs the threads' computations side
+    by side. The first fit of each array shape goes first, so that no two threads compile the
+    same function. NUTS fits run one at a time, since their chains already occupy the cores.
+    A fit's numbers do not depend on the thread that ran it. ``on_fit(job, seconds)`` is called
+    after each job, from this thread (``seconds`` None when it was already done). Each posterior is
+    written atomically as soon as it is done.
     """
-    from perceptiongap.model import build_model_data, fit, save_posterior
+    from perceptiongap.model import INFERENCE_METHODS, build_model_data, fit, save_posterior
 
-    merged_cases = None
+    unknown = sorted({job.inference for job in jobs} - set(INFERENCE_METHODS))
+    if unknown:
+        raise ValueError(f"unknown inference method {unknown[0]!r}; choose from {', '.join(INFERENCE_METHODS)}")
+    todo = []
     for job in jobs:
-        path = job.path(results_dir)
-        if path.is_file():
+        if job.path(results_dir).is_file():
             if on_fit:
                 on_fit(job, None)
-            continue
-        if job.merged and merged_cases is None:
-            merged_cases = merged_study_cases(cases)
-        data = build_model_data(observations, merged_cases if job.merged else cases, job.observer_group,
-                                subgroup_order=(MERGED_SUBGROUP, *PAPER_SUBGROUPS))
+        else:
+            todo.append(job)
+
+    model_data = {}
+    merged_cases = merged_study_cases(cases) if any(job.merged for job in todo) else None
+    for group, merged in dict.fromkeys((job.observer_group, job.merged) for job in todo):
+        model_data[group, merged] = build_model_data(observations, merged_cases if merged else cases, group,
+                                                     subgroup_order=(MERGED_SUBGROUP, *PAPER_SUBGROUPS))
+
+    def run(job: FitJob) -> float:
         start = time.perf_counter()
-        posterior = fit(data, job.inference, job.seed)
+        posterior = fit(model_data[job.observer_group, job.merged], job.inference, job.seed)
         seconds = time.perf_counter() - start
         posterior.posterior.attrs["fit_seconds"] = seconds
         posterior.posterior.attrs["merged"] = int(job.merged)
-        save_posterior(posterior, path)
-        if on_fit:
-            on_fit(job, seconds)
+        save_posterior(posterior, job.path(results_dir))
+        return seconds
+
+    def array_shapes(job: FitJob) -> tuple:
+        arrays = model_data[job.observer_group, job.merged].arrays()
+        shapes = tuple((name, None if value is None else np.shape(value)) for name, value in arrays.items())
+        return job.inference, shapes
+
+    side_by_side = [job for job in todo if job.inference != "nuts"]
+    first_of_shape: dict[tuple, FitJob] = {}
+    for job in side_by_side:
+        first_of_shape.setdefault(array_shapes(job), job)
+    side_by_side = [*first_of_shape.values(), *(job for job in side_by_side if job not in first_of_shape.values())]
+    with ThreadPoolExecutor(max_workers=workers or available_cores()) as executor:
+        futures = {executor.submit(run, job): job for job in side_by_side}
+        try:
+            for future in as_completed(futures):
+                seconds = future.result()
+                if on_fit:
+                    on_fit(futures[future], seconds)
+        except BaseException:
+            # Interrupted or failed: start nothing new; fits in flight finish and are kept.
+            executor.shutdown(wait=True, cancel_futures=True)
+            raise
+    for job in todo:
+        if job.inference == "nuts":
+            seconds = run(job)
+            if on_fit:
+                on_fit(job, seconds)
     return [job.path(results_dir) for job in jobs]
 
 

@@ -20,9 +20,9 @@ class ModelData:
     """The arrays of one observer group's model, on the dense grid (observer, severity, case).
 
     ``prediction`` and ``observed`` have shape (n_observers, n_severities, n_cases); unobserved
-    cells hold prediction 0 and ``observed`` False. A dense grid turns the model's index lookups
-    into broadcasts, which is what makes its gradient cheap (a reader study fills ~1/9 of it,
-    networks fill all of it). Severity index 0 is unperturbed (the reference); ``case_subgroup``
+    cells hold prediction 0 and ``observed`` False (a reader study fills ~1/9 of the grid, networks
+    fill all of it; :meth:`cells` is the compact layout the model is fitted on). Severity index 0
+    is unperturbed (the reference); ``case_subgroup``
     (n_cases,) is the subgroup index of each breast (a row of Cases).
     """
 
@@ -58,9 +58,33 @@ class ModelData:
     def n_observations(self) -> int:
         return int(self.observed.sum())
 
-    def arrays(self) -> dict[str, np.ndarray]:
-        """The numeric arrays the model function takes (names match its arguments)."""
-        return {"prediction": self.prediction, "observed": self.observed, "case_subgroup": self.case_subgroup}
+    def arrays(self) -> dict[str, np.ndarray | None]:
+        """The numeric arrays the model function takes (names match its arguments), in cell layout."""
+        return {**self.cells(), "case_subgroup": self.case_subgroup}
+
+    def cells(self) -> dict[str, np.ndarray | None]:
+        """The observations in the cell layout of :mod:`perceptiongap.model.likelihood`.
+
+        Slots per (observer, case) are as many as the most severities any observer saw one breast
+        at. When that is every severity the grid is kept (slot k = severity k, ``severity_index``
+        None); otherwise each observer's severities of a breast are packed into the first slots
+        and ``severity_index`` (observer, slot, case) records them. A reader study, one severity
+        per breast, packs into a single slot: 9x fewer cells than the grid.
+        """
+        slot_of = np.cumsum(self.observed, axis=1) - 1  # (observer, severity, case): rank among seen severities
+        n_slots = int(slot_of.max(initial=-1)) + 1
+        if n_slots >= self.n_severities:
+            return {"prediction": self.prediction, "observed": self.observed, "severity_index": None}
+        observer, severity, case = np.nonzero(self.observed)
+        slot = slot_of[observer, severity, case]
+        shape = (self.n_observers, max(n_slots, 1), self.n_cases)
+        prediction = np.zeros(shape)
+        observed = np.zeros(shape, dtype=bool)
+        severity_index = np.zeros(shape, dtype=np.int32)
+        prediction[observer, slot, case] = self.prediction[observer, severity, case]
+        observed[observer, slot, case] = True
+        severity_index[observer, slot, case] = severity
+        return {"prediction": prediction, "observed": observed, "severity_index": severity_index}
 
 
 def build_model_data(

@@ -20,6 +20,8 @@ import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
 
+from perceptiongap.model.likelihood import cell_logits, log_likelihood
+
 #: The latent variables, in the order they are drawn.
 LATENT_SITES = ("b", "mu", "delta", "nu")
 
@@ -34,14 +36,17 @@ def perception_model(
     prediction: jnp.ndarray | None,
     observed: jnp.ndarray,
     case_subgroup: jnp.ndarray,
+    severity_index: jnp.ndarray | None = None,
     *,
     n_observers: int,
     n_severities: int,
     n_subgroups: int,
 ) -> None:
-    """NumPyro model of one observer group on the dense grid.
+    """NumPyro model of one observer group over its observation cells.
 
-    ``prediction`` and ``observed`` have shape (n_observers, n_severities, n_cases); only observed
+    ``prediction`` and ``observed`` have the cell shape (n_observers, slots, n_cases) of
+    :meth:`perceptiongap.model.data.ModelData.cells`: slot k is severity k when
+    ``severity_index`` is None, else ``severity_index`` holds each cell's severity. Only observed
     cells enter the likelihood. ``case_subgroup`` (n_cases,) holds subgroup indices. With
     ``prediction=None`` the model draws binary predictions for every cell (prior predictive).
     """
@@ -51,23 +56,20 @@ def perception_model(
     delta = numpyro.sample("delta", dist.Normal(0.0, 1.0).expand([n_severities - 1, n_subgroups]).to_event(2))
     nu = numpyro.sample("nu", dist.Normal(0.0, 1.0).expand([n_observers, n_subgroups]).to_event(2))
     gamma = numpyro.deterministic("gamma", severity_effects(delta))
-    logit = grid_logit(b, mu, gamma, nu, case_subgroup)
+    effects = case_effects(b, mu, gamma, nu, case_subgroup)
     if prediction is None:
+        logit = cell_logits(*effects, severity_index)
         numpyro.sample("prediction", dist.Bernoulli(logits=logit).mask(observed).to_event(3))
     else:
-        # y log p + (1 - y) log(1 - p) with p = sigmoid(logit), written with one softplus.
-        log_likelihood = prediction * logit - jax.nn.softplus(logit)
-        numpyro.factor("prediction", jnp.sum(jnp.where(observed, log_likelihood, 0.0)))
+        numpyro.factor("prediction", log_likelihood(*effects, prediction, observed, severity_index))
 
 
-def grid_logit(b, mu, gamma, nu, case_subgroup) -> jnp.ndarray:
-    """logit p on the grid (observer, severity, case): b[g] + mu + gamma[s, g] + nu[r, g], g = g(case).
+def case_effects(b, mu, gamma, nu, case_subgroup) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
+    """The logit's terms per case, g = g(case): b[g] + mu (case,), gamma[:, g] (severity, case) and
+    nu[:, g] (observer, case).
 
-    Subgroup lookups are products with the one-hot matrix (case, subgroup), so the gradient is a
-    dense matrix product instead of a scatter.
+    Subgroup lookups are products with the one-hot matrix (case, subgroup), so their gradients are
+    dense matrix products instead of scatters.
     """
     one_hot = jax.nn.one_hot(case_subgroup, b.shape[-1], dtype=mu.dtype)  # (case, subgroup)
-    case_bias = one_hot @ b + mu  # (case,)
-    severity_effect = gamma @ one_hot.T  # (severity, case)
-    observer_effect = nu @ one_hot.T  # (observer, case)
-    return case_bias + severity_effect[None, :, :] + observer_effect[:, None, :]
+    return one_hot @ b + mu, gamma @ one_hot.T, nu @ one_hot.T

@@ -214,7 +214,7 @@ def fit_nuts(
     """NUTS on the same model; chains run in parallel when JAX has one CPU device per chain.
 
     The command line gives JAX one device per core (``XLA_FLAGS``), so the two chains run side by
-    side: measured on the release's GMIC group, two parallel chains took 31 s, one chain alone 37 s.
+    side: measured on the release's GMIC group, two parallel chains took 20 s, one chain alone 29 s.
     """
     from numpyro.infer import MCMC, NUTS
 

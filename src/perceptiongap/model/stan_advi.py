@@ -82,14 +82,19 @@ def estimate_elbo(log_density: Callable, mean, log_sd, key, data, n_draws: int):
     return jnp.where(jnp.isfinite(elbo), elbo, -jnp.inf)
 
 
-@functools.partial(jax.jit, static_argnames=("log_density", "n_steps", "grad_samples"))
-def _advance(log_density: Callable, state, eta, key, data, n_steps: int, grad_samples: int):
-    """``n_steps`` of Stan's stochastic gradient ascent. state = (mean, log_sd, s_mean, s_log_sd, k)."""
-    grad_log_density = jax.grad(log_density)
+@functools.partial(jax.jit, static_argnames=("log_density", "grad_samples", "elbo_samples"))
+def _advance(log_density: Callable, state, eta, n_steps, key, data, grad_samples: int, elbo_samples: int):
+    """``n_steps`` of Stan's stochastic gradient ascent, then the ELBO at the new state.
 
-    def step(state, key):
+    state = (mean, log_sd, s_mean, s_log_sd, k). ``n_steps`` is traced, so the adaptation's runs,
+    the main loop's chunks and the initial ELBO (``n_steps=0``) share one compiled function.
+    """
+    grad_log_density = jax.grad(log_density)
+    key_steps, key_elbo = jax.random.split(key)
+
+    def step(i, state):
         mean, log_sd, s_mean, s_log_sd, k = state
-        eps = jax.random.normal(key, (grad_samples, mean.shape[0]), dtype=mean.dtype)
+        eps = jax.random.normal(jax.random.fold_in(key_steps, i), (grad_samples, mean.shape[0]), dtype=mean.dtype)
         grads = jax.vmap(lambda e: grad_log_density(mean + jnp.exp(log_sd) * e, data))(eps)
         g_mean = grads.mean(axis=0)
         g_log_sd = (grads * eps).mean(axis=0) * jnp.exp(log_sd) + 1.0
@@ -103,10 +108,10 @@ def _advance(log_density: Callable, state, eta, key, data, n_steps: int, grad_sa
         rate = eta / jnp.sqrt(k.astype(mean.dtype))
         mean = mean + rate * g_mean / (1.0 + jnp.sqrt(s_mean))
         log_sd = log_sd + rate * g_log_sd / (1.0 + jnp.sqrt(s_log_sd))
-        return (mean, log_sd, s_mean, s_log_sd, k), None
+        return mean, log_sd, s_mean, s_log_sd, k
 
-    state, _ = jax.lax.scan(step, state, jax.random.split(key, n_steps))
-    return state
+    state = jax.lax.fori_loop(0, n_steps, step, state)
+    return state, estimate_elbo(log_density, state[0], state[1], key_elbo, data, elbo_samples)
 
 
 def _fresh_state(mean, log_sd):
@@ -128,18 +133,19 @@ def _relative_change(previous: float, current: float) -> float:
 
 def adapt_eta(log_density, mean0, log_sd0, key, data, settings: StanADVISettings) -> tuple[float, dict[float, float]]:
     """Stan's step-size adaptation: the last eta before the ELBO got worse (see module docstring)."""
+    def run(eta, n_steps, key):
+        _, elbo = _advance(log_density, _fresh_state(mean0, log_sd0), eta, n_steps, key, data,
+                           settings.grad_samples, settings.elbo_samples)
+        elbo = float(elbo)
+        return elbo if math.isfinite(elbo) else -math.inf
+
     key_init, key = jax.random.split(key)
-    elbo_init = float(estimate_elbo(log_density, mean0, log_sd0, key_init, data, settings.elbo_samples))
+    elbo_init = run(0.0, 0, key_init)
     elbo_best = -math.inf
     eta_best = None
     tried: dict[float, float] = {}
     for index, eta in enumerate(settings.eta_sequence):
-        key_run, key_elbo, key = jax.random.split(key, 3)
-        mean, log_sd, *_ = _advance(log_density, _fresh_state(mean0, log_sd0), eta, key_run, data,
-                                    settings.adapt_iterations, settings.grad_samples)
-        elbo = float(estimate_elbo(log_density, mean, log_sd, key_elbo, data, settings.elbo_samples))
-        elbo = elbo if math.isfinite(elbo) else -math.inf
-        tried[eta] = elbo
+        elbo = tried[eta] = run(eta, settings.adapt_iterations, jax.random.fold_in(key, index))
         if elbo < elbo_best and elbo_best > elbo_init:
             return eta_best, tried
         if index < len(settings.eta_sequence) - 1:
@@ -175,14 +181,13 @@ def stan_meanfield_advi(
     chunk = 0
     while iteration < settings.max_iterations:
         n_steps = min(settings.eval_elbo, settings.max_iterations - iteration)
-        key_steps, key_elbo = jax.random.split(jax.random.fold_in(key_run, chunk))
-        state = _advance(log_density, state, eta, key_steps, data, n_steps, settings.grad_samples)
+        state, elbo = _advance(log_density, state, eta, n_steps, jax.random.fold_in(key_run, chunk), data,
+                               settings.grad_samples, settings.elbo_samples)
         iteration += n_steps
         chunk += 1
         if iteration % settings.eval_elbo:
             break
-        elbo = float(estimate_elbo(log_density, state[0], state[1], key_elbo, data,
-                                   settings.elbo_samples))
+        elbo = float(elbo)
         elbo_iteration.append(iteration)
         elbo_trace.append(elbo)
         if on_evaluation is not None:

@@ -1,0 +1,40 @@
+"""Fitting a study: side-by-side fits give the numbers of one-at-a-time fits, and finished fits are kept."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from perceptiongap.model import load_posterior
+from perceptiongap.study import validate_observations
+from perceptiongap.workflow import fit_study, plan_fits
+
+from .model.simulate import simulate_study
+
+
+def test_fits_in_parallel_threads_equal_fits_one_at_a_time(tmp_path):
+    observations, cases, _ = simulate_study(seed=2, n_exams=40)
+    observations = validate_observations(observations)
+    jobs = plan_fits(["readers", "networks"], ["stan-advi"], advi_seeds=2)
+    finished = []
+    one_at_a_time = fit_study(observations, cases, jobs, tmp_path / "serial", workers=1)
+    side_by_side = fit_study(observations, cases, jobs, tmp_path / "parallel", workers=2,
+                             on_fit=lambda job, seconds: finished.append((job, seconds)))
+
+    assert sorted(job.describe() for job, _ in finished) == sorted(job.describe() for job in jobs)
+    assert all(seconds > 0 for _, seconds in finished)
+    for serial_path, parallel_path in zip(one_at_a_time, side_by_side, strict=True):
+        serial, parallel = load_posterior(serial_path), load_posterior(parallel_path)
+        for site in ("b", "mu", "gamma", "nu"):
+            np.testing.assert_array_equal(serial.posterior[site].values, parallel.posterior[site].values)
+
+
+def test_a_fit_already_on_disk_is_kept_not_redone(tmp_path):
+    observations, cases, _ = simulate_study(seed=2, n_exams=40)
+    observations = validate_observations(observations)
+    jobs = plan_fits(["readers"], ["stan-advi"], advi_seeds=2, merged=False)
+    paths = fit_study(observations, cases, jobs, tmp_path)
+    before = [path.stat().st_mtime_ns for path in paths]
+    reported = []
+    fit_study(observations, cases, jobs, tmp_path, on_fit=lambda job, seconds: reported.append(seconds))
+    assert reported == [None, None]
+    assert [path.stat().st_mtime_ns for path in paths] == before
