@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+import perceptiongap.model
+from perceptiongap.errors import InputError
 from perceptiongap.model import load_posterior
+from perceptiongap.model.stan_advi import ADVIError
 from perceptiongap.study import validate_observations
 from perceptiongap.workflow import fit_study, plan_fits
 
@@ -38,3 +42,21 @@ def test_a_fit_already_on_disk_is_kept_not_redone(tmp_path):
     fit_study(observations, cases, jobs, tmp_path, on_fit=lambda job, seconds: reported.append(seconds))
     assert reported == [None, None]
     assert [path.stat().st_mtime_ns for path in paths] == before
+
+
+def test_a_failed_fit_is_one_line_naming_the_fit_and_earlier_fits_are_kept(tmp_path, monkeypatch):
+    observations, cases, _ = simulate_study(seed=2, n_exams=40)
+    observations = validate_observations(observations)
+    jobs = plan_fits(["readers", "networks"], ["stan-advi"], advi_seeds=1, merged=False)
+    real_fit = perceptiongap.model.fit
+
+    def fit_failing_on_networks(data, inference, seed):
+        if data.observer_group == "networks":
+            raise ADVIError("all proposed step sizes failed")
+        return real_fit(data, inference, seed)
+
+    monkeypatch.setattr(perceptiongap.model, "fit", fit_failing_on_networks)
+    with pytest.raises(InputError, match=r"^observations: stan-advi networks \(seed 0\): all proposed step sizes"):
+        fit_study(observations, cases, jobs, tmp_path, workers=1)
+    assert jobs[0].path(tmp_path).is_file()
+    assert not jobs[1].path(tmp_path).exists()

@@ -138,6 +138,7 @@ def fit_study(
     written atomically as soon as it is done.
     """
     from perceptiongap.model import INFERENCE_METHODS, build_model_data, fit, save_posterior
+    from perceptiongap.model.stan_advi import ADVIError
 
     unknown = sorted({job.inference for job in jobs} - set(INFERENCE_METHODS))
     if unknown:
@@ -158,7 +159,10 @@ def fit_study(
 
     def run(job: FitJob) -> float:
         start = time.perf_counter()
-        posterior = fit(model_data[job.observer_group, job.merged], job.inference, job.seed)
+        try:
+            posterior = fit(model_data[job.observer_group, job.merged], job.inference, job.seed)
+        except ADVIError as error:
+            raise InputError(f"{job.describe()}: {error}", source="observations") from error
         seconds = time.perf_counter() - start
         posterior.posterior.attrs["fit_seconds"] = seconds
         posterior.posterior.attrs["merged"] = int(job.merged)
