@@ -10,7 +10,7 @@ from perceptiongap.errors import InputError
 from perceptiongap.model import load_posterior
 from perceptiongap.model.stan_advi import ADVIError
 from perceptiongap.study import validate_observations
-from perceptiongap.workflow import fit_study, plan_fits
+from perceptiongap.workflow import FitJob, first_of_each_kind_first, fit_study, plan_fits
 
 from .model.simulate import simulate_study
 
@@ -60,3 +60,11 @@ def test_a_failed_fit_is_one_line_naming_the_fit_and_earlier_fits_are_kept(tmp_p
         fit_study(observations, cases, jobs, tmp_path, workers=1)
     assert jobs[0].path(tmp_path).is_file()
     assert not jobs[1].path(tmp_path).exists()
+
+
+def test_the_first_fit_of_each_shape_goes_first_and_the_rest_keep_their_order():
+    jobs = [FitJob(group, "stan-advi", seed) for group in ("readers", "networks", "more_networks") for seed in (0, 1)]
+    shape = {"readers": "cells", "networks": "grid", "more_networks": "grid"}
+    ordered = first_of_each_kind_first(jobs, lambda job: shape[job.observer_group])
+    assert [(job.observer_group, job.seed) for job in ordered] == [
+        ("readers", 0), ("networks", 0), ("readers", 1), ("networks", 1), ("more_networks", 0), ("more_networks", 1)]

@@ -118,6 +118,19 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def first_of_each_kind_first(jobs: Sequence[FitJob], kind: Callable[[FitJob], object]) -> list[FitJob]:
+    """``jobs`` with the first job of each ``kind`` moved to the front, otherwise in order.
+
+    With ``kind`` the compiled function a fit needs, threads taking jobs in this order start by
+    compiling different functions, and later jobs find theirs compiled.
+    """
+    first: dict[object, FitJob] = {}
+    for job in jobs:
+        first.setdefault(kind(job), job)
+    leading = list(first.values())
+    return leading + [job for job in jobs if job not in leading]
+
+
 def fit_study(
     observations: pd.DataFrame,
     cases: pd.DataFrame,
@@ -169,16 +182,12 @@ def fit_study(
         save_posterior(posterior, job.path(results_dir))
         return seconds
 
-    def array_shapes(job: FitJob) -> tuple:
+    def compiled_for(job: FitJob) -> tuple:
         arrays = model_data[job.observer_group, job.merged].arrays()
         shapes = tuple((name, None if value is None else np.shape(value)) for name, value in arrays.items())
         return job.inference, shapes
 
-    side_by_side = [job for job in todo if job.inference != "nuts"]
-    first_of_shape: dict[tuple, FitJob] = {}
-    for job in side_by_side:
-        first_of_shape.setdefault(array_shapes(job), job)
-    side_by_side = [*first_of_shape.values(), *(job for job in side_by_side if job not in first_of_shape.values())]
+    side_by_side = first_of_each_kind_first([job for job in todo if job.inference != "nuts"], compiled_for)
     with ThreadPoolExecutor(max_workers=workers or available_cores()) as executor:
         futures = {executor.submit(run, job): job for job in side_by_side}
         try:
