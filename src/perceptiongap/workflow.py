@@ -150,12 +150,9 @@ def fit_study(
     after each job, from this thread (``seconds`` None when it was already done). Each posterior is
     written atomically as soon as it is done.
     """
-    from perceptiongap.model import INFERENCE_METHODS, build_model_data, fit, save_posterior
+    from perceptiongap.model import build_model_data, fit, save_posterior
     from perceptiongap.model.stan_advi import ADVIError
 
-    unknown = sorted({job.inference for job in jobs} - set(INFERENCE_METHODS))
-    if unknown:
-        raise ValueError(f"unknown inference method {unknown[0]!r}; choose from {', '.join(INFERENCE_METHODS)}")
     todo = []
     for job in jobs:
         if job.path(results_dir).is_file():
@@ -182,12 +179,14 @@ def fit_study(
         save_posterior(posterior, job.path(results_dir))
         return seconds
 
-    def compiled_for(job: FitJob) -> tuple:
-        arrays = model_data[job.observer_group, job.merged].arrays()
-        shapes = tuple((name, None if value is None else np.shape(value)) for name, value in arrays.items())
-        return job.inference, shapes
-
-    side_by_side = first_of_each_kind_first([job for job in todo if job.inference != "nuts"], compiled_for)
+    array_shapes = {
+        key: tuple((name, None if value is None else np.shape(value)) for name, value in data.arrays().items())
+        for key, data in model_data.items()
+    }
+    side_by_side = first_of_each_kind_first(
+        [job for job in todo if job.inference != "nuts"],
+        lambda job: (job.inference, array_shapes[job.observer_group, job.merged]),
+    )
     with ThreadPoolExecutor(max_workers=workers or available_cores()) as executor:
         futures = {executor.submit(run, job): job for job in side_by_side}
         try:

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
+from jax.scipy.stats import norm
 
 from perceptiongap.model.data import ModelData
 from perceptiongap.model.hierarchical import LATENT_SITES, case_effects, severity_effects
@@ -37,10 +38,6 @@ class FlatModel:
     static: dict
 
 
-def _standard_normal_log_pdf(x: jnp.ndarray) -> jnp.ndarray:
-    return -0.5 * x**2 - 0.5 * jnp.log(2.0 * jnp.pi)
-
-
 @functools.lru_cache(maxsize=None)
 def flat_model(n_cases: int, n_observers: int, n_severities: int, n_subgroups: int) -> FlatModel:
     """The flat-vector log density for these dimensions (cached: one compile per shape)."""
@@ -55,7 +52,7 @@ def flat_model(n_cases: int, n_observers: int, n_severities: int, n_subgroups: i
 
     def log_density(theta: jnp.ndarray, data: dict) -> jnp.ndarray:
         params = unravel(theta)
-        log_prior = sum(jnp.sum(_standard_normal_log_pdf(params[site])) for site in LATENT_SITES)
+        log_prior = sum(jnp.sum(norm.logpdf(params[site])) for site in LATENT_SITES)
         effects = case_effects(params["b"], params["mu"], severity_effects(params["delta"]), params["nu"],
                                data["case_subgroup"])
         return log_prior + log_likelihood(*effects, data["prediction"], data["observed"], data["severity_index"])

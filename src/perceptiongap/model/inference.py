@@ -104,16 +104,23 @@ def _log_ratio_terms(model, data: dict, mean, log_sd, draws) -> tuple[np.ndarray
     return np.asarray(log_joint), np.asarray(log_q)
 
 
+def _mean_field_posterior(
+    data: ModelData, model, arrays: dict, mean, log_sd, draws, *, inference: str, seed: int, attrs: dict
+) -> az.InferenceData:
+    """The posterior of a mean-field fit from its draws (dim,) -> sites, with Pareto k-hat in its attributes."""
+    sites = draws_to_sites(model, np.asarray(draws)[None])
+    k_hat = pareto_k_hat(*_log_ratio_terms(model, arrays, mean, log_sd, draws))
+    return to_inference_data(data, sites, inference=inference, seed=seed, attrs={"pareto_k": k_hat, **attrs})
+
+
 def fit_stan_advi(data: ModelData, seed: int, settings: StanADVISettings = StanADVISettings()) -> az.InferenceData:
     """Stan's mean-field ADVI as the release ran it (early stop included)."""
     model = flat_model_for(data)
     arrays = device_data(data)
     result = stan_meanfield_advi(model.log_density, model.dim, arrays, jax.random.PRNGKey(seed), settings)
-    sites = draws_to_sites(model, result.draws[None])
-    k_hat = pareto_k_hat(*_log_ratio_terms(model, arrays, result.mean, result.log_sd, result.draws))
-    return to_inference_data(
-        data, sites, inference="stan-advi", seed=seed,
-        attrs={"pareto_k": k_hat, "eta": result.eta, "iterations": result.iterations, "converged": int(result.converged),
+    return _mean_field_posterior(
+        data, model, arrays, result.mean, result.log_sd, result.draws, inference="stan-advi", seed=seed,
+        attrs={"eta": result.eta, "iterations": result.iterations, "converged": int(result.converged),
                "elbo_iteration": result.elbo_iteration, "elbo": result.elbo,
                "tol_rel_obj": settings.tol_rel_obj, "max_iterations": settings.max_iterations},
     )
@@ -190,11 +197,9 @@ def fit_advi(
 
     eps = jax.random.normal(key_draws, (settings.output_samples, model.dim), dtype=mean.dtype)
     draws = mean + jnp.exp(log_sd) * eps
-    sites = draws_to_sites(model, np.asarray(draws)[None])
-    k_hat = pareto_k_hat(*_log_ratio_terms(model, arrays, mean, log_sd, draws))
-    return to_inference_data(
-        data, sites, inference="advi", seed=seed,
-        attrs={"pareto_k": k_hat, "iterations": iterations[-1], "converged": int(converged),
+    return _mean_field_posterior(
+        data, model, arrays, mean, log_sd, draws, inference="advi", seed=seed,
+        attrs={"iterations": iterations[-1], "converged": int(converged),
                "elbo_iteration": np.asarray(iterations), "elbo": np.asarray(trace),
                "rel_tol": settings.rel_tol, "max_iterations": settings.max_iterations},
     )

@@ -33,7 +33,8 @@ def cell_logits(case_bias, severity_effect, observer_effect, severity_index=None
     return case_bias + severity_cells + observer_effect[:, None, :]
 
 
-def _value_and_effect_gradients(case_bias, severity_effect, observer_effect, prediction, observed, severity_index):
+def _forward(case_bias, severity_effect, observer_effect, prediction, observed, severity_index=None):
+    """The value and, as residuals for :func:`_backward`, its gradients with respect to the three effects."""
     logit = cell_logits(case_bias, severity_effect, observer_effect, severity_index)
     e = jnp.exp(-jnp.abs(logit))
     softplus = jnp.maximum(logit, 0.0) + jnp.log1p(e)
@@ -57,12 +58,6 @@ def log_likelihood(case_bias, severity_effect, observer_effect, prediction, obse
     """
     logit = cell_logits(case_bias, severity_effect, observer_effect, severity_index)
     return jnp.sum(jnp.where(observed, prediction * logit - jax.nn.softplus(logit), 0.0))
-
-
-def _forward(case_bias, severity_effect, observer_effect, prediction, observed, severity_index=None):
-    value, gradients = _value_and_effect_gradients(case_bias, severity_effect, observer_effect, prediction,
-                                                   observed, severity_index)
-    return value, gradients
 
 
 def _backward(gradients, cotangent):

@@ -132,6 +132,18 @@ class _Planned:
     boxes: tuple[RoiBox, ...]
 
 
+def _exam_and_view(image: InputImage, *, purpose: str = "") -> tuple[str, str]:
+    """The image's exam and view, or a one-line error saying how to name it."""
+    exam, view = identify(image.path)
+    if exam is None or view is None:
+        raise InputError(
+            f"cannot tell this image's exam and view{purpose}: name it EXAM_L-CC.png (L-CC, L-MLO, R-CC, R-MLO) "
+            "or give DICOM ImageLaterality and ViewPosition",
+            source=image.path,
+        )
+    return exam, view
+
+
 def _check_common(variant: str, cutoffs: Sequence[float], pixel_mm) -> tuple[float, ...]:
     if variant not in VARIANTS:
         raise InputError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
@@ -230,13 +242,7 @@ def perturb_files(
         if scheme == "entire":
             versions = [("", ())]
         else:
-            exam, view = identify(image.path)
-            if exam is None or view is None:
-                raise InputError(
-                    "cannot tell this image's exam and view for its ROIs: name it EXAM_L-CC.png (L-CC, L-MLO, "
-                    "R-CC, R-MLO) or give DICOM ImageLaterality and ViewPosition",
-                    source=image.path,
-                )
+            exam, view = _exam_and_view(image, purpose=" for its ROIs")
             if exam not in annotators:
                 skipped += 1
                 continue
@@ -348,13 +354,7 @@ def group_exams(images: Sequence[InputImage]) -> dict[str, dict[str, InputImage]
     exams: dict[str, dict[str, InputImage]] = {}
     other = 0
     for image in images:
-        exam, view = identify(image.path)
-        if exam is None or view is None:
-            raise InputError(
-                "cannot tell this image's exam and view: name it EXAM_L-CC.png (L-CC, L-MLO, R-CC, R-MLO) "
-                "or give DICOM ImageLaterality and ViewPosition",
-                source=image.path,
-            )
+        exam, view = _exam_and_view(image)
         if view not in COMPOSITE_VIEWS:
             other += 1
             continue
