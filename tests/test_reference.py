@@ -8,7 +8,7 @@ from PIL import Image
 
 from perceptiongap.predict.plugin import VIEWS
 from perceptiongap.reference import REFERENCE_SCORE, network, probability, speck_score, synthetic_exam
-from perceptiongap.severities import PAPER_CUTOFFS_PER_MM
+from perceptiongap.vocabulary import PAPER_CUTOFFS_PER_MM
 
 # The sample exam's spacing is not recorded; 0.07 mm is typical of screening mammograms.
 SAMPLE_PIXEL_MM = 0.07

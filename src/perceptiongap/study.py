@@ -15,11 +15,7 @@ import pandas as pd
 
 from perceptiongap.errors import InputError
 from perceptiongap.files import atomic_path
-
-OBSERVER_KINDS = ("human", "machine")
-BREASTS = ("L", "R")
-SCHEMES = ("entire", "roi_interior", "roi_exterior")
-LABELS = ("malignant", "benign", "nonbiopsied")
+from perceptiongap.vocabulary import BREASTS, LABELS, OBSERVER_KINDS, SCHEMES
 
 #: Column -> pandas dtype of a validated Observations table.
 OBSERVATION_COLUMNS: dict[str, str] = {

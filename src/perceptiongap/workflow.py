@@ -26,10 +26,8 @@ import pandas as pd
 
 from perceptiongap.errors import InputError
 from perceptiongap.study import read_study, write_table
+from perceptiongap.vocabulary import ANALYSED_SUBGROUPS, MERGED_SUBGROUP, PAPER_SUBGROUPS
 
-PAPER_SUBGROUPS = ("microcalcifications", "soft_tissue_lesions", "mixed", "occult", "nonbiopsied")
-ANALYSED_SUBGROUPS = ("microcalcifications", "soft_tissue_lesions")
-MERGED_SUBGROUP = "merged"
 MERGED_SUFFIX = "__merged"
 
 

@@ -11,7 +11,7 @@ from scipy import stats
 
 from perceptiongap.analysis import ANNOTATION_COLUMNS, annotation_study
 from perceptiongap.errors import InputError
-from perceptiongap.severities import PAPER_SEVERITIES_MM
+from perceptiongap.vocabulary import PAPER_SEVERITIES_MM
 
 from .raw_release import load_pickle
 

@@ -8,7 +8,7 @@ from PIL import Image
 
 from perceptiongap.errors import InputError
 from perceptiongap.perturb import lowpass
-from perceptiongap.severities import PAPER_CUTOFFS_PER_MM
+from perceptiongap.vocabulary import PAPER_CUTOFFS_PER_MM
 
 #: The shared exam records no pixel spacing; 0.1 mm is a typical mammography pixel and keeps
 #: every paper cut-off representable for the release variant (r = 0.6 min(H, W) at 6 cycles/mm).

@@ -10,8 +10,8 @@ import pytest
 from perceptiongap.model import load_posterior
 from perceptiongap.predict.plugin import VIEWS
 from perceptiongap.reference import write_synthetic_exams
-from perceptiongap.severities import PAPER_SEVERITIES_MM
 from perceptiongap.study import read_study
+from perceptiongap.vocabulary import PAPER_SEVERITIES_MM
 
 from ..cli.helpers import run_cli
 from .predict_helpers import write_cases, write_rois

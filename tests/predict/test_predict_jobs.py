@@ -12,7 +12,7 @@ from perceptiongap.errors import InputError
 from perceptiongap.predict import jobs
 from perceptiongap.predict.jobs import Job, make_jobs, make_tasks, perturbed_exams, read_boxes, read_exams, run_task
 from perceptiongap.predict.plugin import VIEWS
-from perceptiongap.severities import PAPER_CUTOFFS_PER_MM, PAPER_SEVERITIES_MM
+from perceptiongap.vocabulary import PAPER_CUTOFFS_PER_MM, PAPER_SEVERITIES_MM
 
 from .predict_helpers import write_rois
 

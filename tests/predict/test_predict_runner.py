@@ -10,8 +10,8 @@ import pytest
 from perceptiongap.errors import InputError
 from perceptiongap.predict import predict
 from perceptiongap.predict.store import ObservationStore
-from perceptiongap.severities import PAPER_SEVERITIES_MM
 from perceptiongap.study import validate_observations
+from perceptiongap.vocabulary import PAPER_SEVERITIES_MM
 
 from . import netdoubles
 

@@ -13,7 +13,7 @@ import pytest
 
 from perceptiongap.errors import InputError
 from perceptiongap.release import REQUIRED_FILES, import_release
-from perceptiongap.severities import PAPER_SEVERITIES_MM
+from perceptiongap.vocabulary import PAPER_SEVERITIES_MM
 
 PERTURBATION = "observed_predictions/perturbation_study"
 ANNOTATION = "observed_predictions/annotation_study"

@@ -72,7 +72,7 @@ def fit_short_nuts(jobs, observations, cases, folder: Path) -> None:
     """NUTS fits with short chains (the report only reads them), saved where `fit_study` would put them."""
     from perceptiongap.analysis.subgroups import merge_subgroups
     from perceptiongap.model import NUTSSettings, build_model_data, fit_nuts, save_posterior
-    from perceptiongap.workflow import ANALYSED_SUBGROUPS, MERGED_SUBGROUP, PAPER_SUBGROUPS
+    from perceptiongap.vocabulary import ANALYSED_SUBGROUPS, MERGED_SUBGROUP, PAPER_SUBGROUPS
 
     settings = NUTSSettings(num_warmup=100, num_samples=100, num_chains=2)
     merged_cases = merge_subgroups(cases, ANALYSED_SUBGROUPS, MERGED_SUBGROUP)

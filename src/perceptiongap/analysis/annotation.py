@@ -12,9 +12,10 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from perceptiongap.analysis.observed import DEFAULT_SUBGROUPS, observed_predictions
+from perceptiongap.analysis.observed import observed_predictions
 from perceptiongap.analysis.separability import class_separability, separability_summary
 from perceptiongap.errors import InputError
+from perceptiongap.vocabulary import ANALYSED_SUBGROUPS
 
 ROI_SCHEMES = ("roi_interior", "roi_exterior")
 ANNOTATION_SCHEMES = (*ROI_SCHEMES, "entire")
@@ -29,7 +30,7 @@ def annotation_study(
     cases: pd.DataFrame,
     *,
     observer_groups: Sequence[str] | None = None,
-    subgroups: Sequence[str] = DEFAULT_SUBGROUPS,
+    subgroups: Sequence[str] = ANALYSED_SUBGROUPS,
     source: str = "observations",
 ) -> pd.DataFrame:
     """Separability per observer group, subgroup, scheme and severity (columns ``ANNOTATION_COLUMNS``).

@@ -16,8 +16,7 @@ import xarray as xr
 
 from perceptiongap.analysis.separability import class_separability, separability_summary
 from perceptiongap.errors import InputError
-
-DEFAULT_SUBGROUPS = ("microcalcifications", "soft_tissue_lesions")
+from perceptiongap.vocabulary import ANALYSED_SUBGROUPS
 
 
 def _codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -95,7 +94,7 @@ def observed_separability(
     observer_group: str,
     scheme: str = "entire",
     *,
-    subgroups: Sequence[str] = DEFAULT_SUBGROUPS,
+    subgroups: Sequence[str] = ANALYSED_SUBGROUPS,
     exams: Iterable[str] | None = None,
     source: str = "observations",
 ) -> pd.DataFrame:

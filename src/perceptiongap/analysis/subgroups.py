@@ -12,18 +12,16 @@ from collections.abc import Sequence
 import pandas as pd
 
 from perceptiongap.errors import InputError
-
-#: The two subgroups the paper merges.
-PAPER_MERGED_SUBGROUPS = ("microcalcifications", "soft_tissue_lesions")
+from perceptiongap.vocabulary import ANALYSED_SUBGROUPS
 
 
-def merged_subgroup_name(subgroups: Sequence[str] = PAPER_MERGED_SUBGROUPS) -> str:
+def merged_subgroup_name(subgroups: Sequence[str] = ANALYSED_SUBGROUPS) -> str:
     """The name of the merged subgroup: ``microcalcifications+soft_tissue_lesions`` for the paper's."""
     return "+".join(subgroups)
 
 
 def merge_subgroups(
-    cases: pd.DataFrame, subgroups: Sequence[str] = PAPER_MERGED_SUBGROUPS, name: str | None = None
+    cases: pd.DataFrame, subgroups: Sequence[str] = ANALYSED_SUBGROUPS, name: str | None = None
 ) -> pd.DataFrame:
     """A copy of Cases with every breast of ``subgroups`` relabelled as one subgroup.
 

@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 
 from perceptiongap.analysis.confidence import predictive_confidence
-from perceptiongap.analysis.observed import DEFAULT_SUBGROUPS
 from perceptiongap.analysis.posterior import fit_attrs, posterior_cases
 from perceptiongap.analysis.predictive import posterior_predictive
 from perceptiongap.analysis.separability import class_separability, separability_summary
+from perceptiongap.vocabulary import ANALYSED_SUBGROUPS, PAPER_OBSERVER_GROUPS
 
 #: The columns of ``tables/perturbation_study.csv`` (and ``merged_subgroups.csv``).
 PERTURBATION_COLUMNS = (
@@ -28,7 +28,6 @@ PERTURBATION_COLUMNS = (
 )
 #: Canonical order of rows; names not listed here follow, alphabetically.
 INFERENCE_ORDER = ("stan-advi", "advi", "nuts", "observed")
-OBSERVER_GROUP_ORDER = ("radiologists", "gmic", "gmic_filtered", "dmv", "dmv_filtered")
 SIGNIFICANCE_LEVEL = 0.05
 
 _KEY = ["inference", "observer_group", "subgroup", "severity_mm"]
@@ -36,7 +35,7 @@ _STATISTICS = ["confidence_mean", "confidence_sd", "p_confidence_positive",
                "separability_mean", "separability_sd", "p_separability_drop"]
 
 
-def fit_table(posterior: az.InferenceData, subgroups: Sequence[str] = DEFAULT_SUBGROUPS) -> pd.DataFrame:
+def fit_table(posterior: az.InferenceData, subgroups: Sequence[str] = ANALYSED_SUBGROUPS) -> pd.DataFrame:
     """Confidence and separability of one fit, one row per (subgroup, severity).
 
     Columns: inference, observer_group, subgroup, severity_mm and the six statistics.
@@ -80,7 +79,7 @@ def combine_fits(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
 
 
 def summarise_fits(
-    posteriors: Sequence[az.InferenceData], subgroups: Sequence[str] = DEFAULT_SUBGROUPS
+    posteriors: Sequence[az.InferenceData], subgroups: Sequence[str] = ANALYSED_SUBGROUPS
 ) -> pd.DataFrame:
     """The perturbation-study rows of one observer group and inference method over its fits (seeds).
 
@@ -103,7 +102,7 @@ def perturbation_study_table(
     posteriors: Iterable[az.InferenceData],
     observed: Iterable[pd.DataFrame] = (),
     *,
-    subgroups: Sequence[str] = DEFAULT_SUBGROUPS,
+    subgroups: Sequence[str] = ANALYSED_SUBGROUPS,
     subgroup_names: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """The table ``tables/perturbation_study.csv``: every fit summarised, plus ``observed`` rows.
@@ -127,7 +126,7 @@ def perturbation_study_table(
         _KEY,
         key=lambda column: {
             "inference": lambda c: _rank(c, INFERENCE_ORDER),
-            "observer_group": lambda c: _rank(c, OBSERVER_GROUP_ORDER),
+            "observer_group": lambda c: _rank(c, PAPER_OBSERVER_GROUPS),
             "subgroup": lambda c: _rank(c, tuple(subgroups)),
             "severity_mm": lambda c: c,
         }[column.name](column),

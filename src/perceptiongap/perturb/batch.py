@@ -41,8 +41,7 @@ from perceptiongap.perturb.images import (
 )
 from perceptiongap.perturb.manifest import MANIFEST_NAME, Manifest
 from perceptiongap.perturb.roi import RoiBox, annotators_by_exam, blend, group_rois, scheme_weight
-from perceptiongap.severities import PAPER_CUTOFFS_PER_MM, severity_mm
-from perceptiongap.study import SCHEMES
+from perceptiongap.vocabulary import PAPER_CUTOFFS_PER_MM, SCHEMES, severity_mm
 
 #: Manifest columns of ``perturb_files``.
 PERTURB_COLUMNS: tuple[str, ...] = (

@@ -27,7 +27,7 @@ import numpy as np
 import scipy.fft
 
 from perceptiongap.errors import InputError
-from perceptiongap.severities import PAPER_CUTOFFS_PER_MM
+from perceptiongap.vocabulary import PAPER_CUTOFFS_PER_MM
 
 Variant = Literal["physical", "release"]
 VARIANTS: tuple[str, ...] = ("physical", "release")

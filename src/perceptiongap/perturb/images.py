@@ -37,7 +37,6 @@ DICOM_SUFFIXES = (".dcm", ".dicom")
 PNG_SUFFIXES = (".png",)
 
 #: The four standard screening views, in the names used throughout (laterality-view).
-VIEWS: tuple[str, ...] = ("L-CC", "L-MLO", "R-CC", "R-MLO")
 
 _VIEW_IN_NAME = re.compile(r"^(?P<exam>.+?)[_\-. ](?P<laterality>[LR])[_\- ]?(?P<view>CC|MLO)$", re.IGNORECASE)
 

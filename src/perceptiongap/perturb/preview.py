@@ -14,7 +14,7 @@ import numpy as np
 
 from perceptiongap.files import atomic_write_bytes
 from perceptiongap.perturb.filters import lowpass, pixel_size_mm
-from perceptiongap.severities import PAPER_CUTOFFS_PER_MM, severity_mm
+from perceptiongap.vocabulary import PAPER_CUTOFFS_PER_MM, severity_mm
 
 #: Rows of the downsampled whole views in the figure (full resolution only for the crops).
 _DISPLAY_ROWS = 600

@@ -25,10 +25,9 @@ import numpy as np
 import pandas as pd
 
 from perceptiongap.errors import InputError
-from perceptiongap.study import SCHEMES
+from perceptiongap.vocabulary import SCHEMES, VIEWS
 
 ROI_COLUMNS: tuple[str, ...] = ("exam", "view", "annotator", "x0", "y0", "x1", "y1")
-ROI_VIEWS: tuple[str, ...] = ("L-CC", "L-MLO", "R-CC", "R-MLO")
 
 
 @dataclass(frozen=True)
@@ -79,8 +78,8 @@ def read_rois(path: str | Path) -> list[RoiBox]:
             if not text or text == "nan":
                 raise InputError(f"{where}: column {column!r} is empty", source=path)
         view = texts["view"].upper()
-        if view not in ROI_VIEWS:
-            raise InputError(f"{where}: column 'view': {texts['view']!r} is not one of {', '.join(ROI_VIEWS)}", source=path)
+        if view not in VIEWS:
+            raise InputError(f"{where}: column 'view': {texts['view']!r} is not one of {', '.join(VIEWS)}", source=path)
         corners = {}
         for column in ("x0", "y0", "x1", "y1"):
             try:

@@ -21,8 +21,7 @@ import pandas as pd
 from perceptiongap import perturb
 from perceptiongap.errors import InputError
 from perceptiongap.predict.plugin import VIEWS, Exam, PixelMM, call_model, load_model
-from perceptiongap.severities import severity_mm
-from perceptiongap.study import SCHEMES
+from perceptiongap.vocabulary import SCHEMES, severity_mm
 
 #: Columns of the rows a task returns (the per-prediction part of an Observations row).
 TASK_COLUMNS = ("exam", "breast", "severity_mm", "scheme", "annotator", "prediction")

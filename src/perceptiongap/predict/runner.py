@@ -31,7 +31,7 @@ from perceptiongap.predict.jobs import (
 )
 from perceptiongap.predict.plugin import load_model
 from perceptiongap.predict.store import ObservationStore
-from perceptiongap.severities import PAPER_CUTOFFS_PER_MM, severity_mm
+from perceptiongap.vocabulary import PAPER_CUTOFFS_PER_MM, severity_mm
 
 TaskFunction = Callable[[Task], pd.DataFrame]
 

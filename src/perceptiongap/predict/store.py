@@ -23,7 +23,8 @@ import pyarrow.parquet as pq
 
 from perceptiongap.errors import InputError
 from perceptiongap.files import atomic_path, atomic_write_text
-from perceptiongap.study import OBSERVATION_COLUMNS, SCHEMES, validate_observations, write_table
+from perceptiongap.study import OBSERVATION_COLUMNS, validate_observations, write_table
+from perceptiongap.vocabulary import SCHEMES
 
 MANIFEST = "manifest.json"
 PART_GLOB = "part-*.parquet"

@@ -3,7 +3,7 @@
 Array axes follow shared/README.md: (observer, severity, exam, breast) for the perturbation study,
 (annotator, seed, severity, exam, breast) for the annotation study; the exam axis is in the row
 order of ``exam_info.csv``, the breast axis is 0 = left, 1 = right, the severity axis is
-:data:`~perceptiongap.severities.PAPER_SEVERITIES_MM`.
+:data:`~perceptiongap.vocabulary.PAPER_SEVERITIES_MM`.
 """
 
 from __future__ import annotations
@@ -17,16 +17,14 @@ import pandas as pd
 from perceptiongap.errors import InputError
 from perceptiongap.release.safe_pickle import safe_load_pickle
 from perceptiongap.release.source import release_root
-from perceptiongap.severities import PAPER_SEVERITIES_MM
-from perceptiongap.study import BREASTS, LABELS, validate_cases, validate_observations
+from perceptiongap.study import validate_cases, validate_observations
+from perceptiongap.vocabulary import BREASTS, LABELS, PAPER_SEVERITIES_MM, PAPER_SUBGROUPS, ROI_SCHEMES
 
 # The release's fixed design (shared/README.md): array axis sizes and the exam_info vocabulary.
 N_EXAMS, N_READERS, N_SEEDS, N_ANNOTATORS, N_ANNOTATION_EXAMS = 720, 10, 5, 7, 120
-RELEASE_SUBGROUPS = ("microcalcifications", "soft_tissue_lesions", "mixed", "occult", "nonbiopsied")
 ARCHITECTURES = ("gmic", "dmv")
 #: Training data of the networks -> suffix of their observer group (``gmic``, ``gmic_filtered``).
 TRAININGS = {"unperturbed": "", "filtered": "_filtered"}
-ROI_SCHEMES = ("roi_interior", "roi_exterior")
 
 
 def _shape_error(path: Path, expected: str, obj: Any) -> InputError:
@@ -93,7 +91,7 @@ def _read_exam_info(path: Path) -> pd.DataFrame:
         row = int(np.flatnonzero(exam.duplicated())[0]) + 1
         raise InputError(f"column 'test_set_idx', row {row}: duplicate exam {exam.iloc[row - 1]}", source=path)
     for column, allowed in (("y_l", LABELS), ("y_r", LABELS),
-                            ("subgroup_l", RELEASE_SUBGROUPS), ("subgroup_r", RELEASE_SUBGROUPS)):
+                            ("subgroup_l", PAPER_SUBGROUPS), ("subgroup_r", PAPER_SUBGROUPS)):
         bad = ~info[column].isin(allowed)
         if bad.any():
             row = int(np.flatnonzero(bad)[0]) + 1
