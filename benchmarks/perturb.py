@@ -29,7 +29,7 @@ import scipy.fft
 from PIL import Image
 
 from perceptiongap.perturb import lowpass
-from perceptiongap.severities import PAPER_CUTOFFS_PER_MM
+from perceptiongap.vocabulary import PAPER_CUTOFFS_PER_MM
 
 PIXEL_MM = 0.1
 VIEWS = ("L-CC", "L-MLO", "R-CC", "R-MLO")

@@ -26,7 +26,7 @@ import arviz as az  # noqa: E402
 from scipy.special import expit  # noqa: E402
 
 from perceptiongap.analysis import posterior_predictive  # noqa: E402
-from perceptiongap.severities import PAPER_SEVERITIES_MM  # noqa: E402
+from perceptiongap.vocabulary import PAPER_SEVERITIES_MM  # noqa: E402
 
 GROUPS = {"radiologists": 10, "gmic": 5, "gmic_filtered": 5, "dmv": 5, "dmv_filtered": 5}
 SUBGROUPS = ("microcalcifications", "soft_tissue_lesions", "mixed", "occult", "nonbiopsied")

@@ -24,7 +24,7 @@ from pathlib import Path
 from perceptiongap.predict import predict
 from perceptiongap.predict.jobs import Job, Task, filter_views, perturbed_exams, read_exams, read_views
 from perceptiongap.reference import network, write_synthetic_exams
-from perceptiongap.severities import PAPER_CUTOFFS_PER_MM
+from perceptiongap.vocabulary import PAPER_CUTOFFS_PER_MM
 
 MODEL = "perceptiongap.reference:network"
 CUTOFFS = (float("inf"), *PAPER_CUTOFFS_PER_MM)
