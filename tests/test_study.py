@@ -112,3 +112,16 @@ def test_exam_ids_that_look_numeric_stay_strings(tmp_path):
     write_table(cases, tmp_path / "cases.csv")
     back, _ = read_study(tmp_path / "obs.csv", tmp_path / "cases.csv")
     assert list(back["exam"]) == ["007", "007", "007"]
+
+
+def test_messages_print_plain_numbers_not_numpy_reprs(tmp_path):
+    """A NaN read from Parquet is a NumPy scalar; the message shows `nan`, as a person would write it."""
+    observations = make_observations(prediction=[1.0, 0.0, float("nan")])
+    write_table(observations, tmp_path / "obs.parquet")
+    with pytest.raises(InputError) as info:
+        read_observations(tmp_path / "obs.parquet")
+    assert str(info.value).endswith("column 'prediction', row 3: nan is not a finite number")
+    duplicated = make_observations(breast=["L", "L", "L"], observer=["r1", "r1", "r1"], severity_mm=[0.0, 0.0, 0.0])
+    with pytest.raises(InputError) as info:
+        validate_observations(duplicated, source="obs.csv")
+    assert "severity_mm=0.0," in str(info.value) and "np." not in str(info.value)

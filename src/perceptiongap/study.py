@@ -15,6 +15,7 @@ import pandas as pd
 
 from perceptiongap.errors import InputError
 from perceptiongap.files import atomic_path
+from perceptiongap.formatting import plain
 from perceptiongap.vocabulary import BREASTS, LABELS, OBSERVER_KINDS, SCHEMES
 
 #: Column -> pandas dtype of a validated Observations table.
@@ -71,7 +72,7 @@ def _check_choices(values: pd.Series, column: str, allowed: tuple[str, ...], sou
     if bad.any():
         row = _first_bad_row(bad)
         raise InputError(
-            f"column {column!r}, row {row}: {values.iloc[row - 1]!r} is not one of {', '.join(allowed)}",
+            f"column {column!r}, row {row}: {plain(values.iloc[row - 1])!r} is not one of {', '.join(allowed)}",
             source=source,
         )
 
@@ -82,7 +83,7 @@ def _as_floats(table: pd.DataFrame, column: str, source: str) -> pd.Series:
     if bad.any():
         row = _first_bad_row(bad)
         raise InputError(
-            f"column {column!r}, row {row}: {table[column].iloc[row - 1]!r} is not a finite number",
+            f"column {column!r}, row {row}: {plain(table[column].iloc[row - 1])!r} is not a finite number",
             source=source,
         )
     return numbers
@@ -138,7 +139,7 @@ def validate_observations(table: pd.DataFrame, source: str | Path = "observation
     duplicated = clean.duplicated(list(OBSERVATION_KEY)).to_numpy()
     if duplicated.any():
         row = _first_bad_row(duplicated)
-        key = ", ".join(f"{k}={clean[k].iloc[row - 1]!r}" for k in OBSERVATION_KEY)
+        key = ", ".join(f"{k}={plain(clean[k].iloc[row - 1])!r}" for k in OBSERVATION_KEY)
         raise InputError(f"row {row}: duplicate observation ({key})", source=source)
     return clean
 
@@ -157,8 +158,8 @@ def validate_cases(table: pd.DataFrame, source: str | Path = "cases") -> pd.Data
     if duplicated.any():
         row = _first_bad_row(duplicated)
         raise InputError(
-            f"row {row}: duplicate case (exam={clean['exam'].iloc[row - 1]!r}, "
-            f"breast={clean['breast'].iloc[row - 1]!r})",
+            f"row {row}: duplicate case (exam={plain(clean['exam'].iloc[row - 1])!r}, "
+            f"breast={plain(clean['breast'].iloc[row - 1])!r})",
             source=source,
         )
     return clean
@@ -174,8 +175,8 @@ def check_observations_have_cases(
     if absent.any():
         row = _first_bad_row(absent)
         raise InputError(
-            f"column 'exam', row {row}: exam {observations['exam'].iloc[row - 1]!r} breast "
-            f"{observations['breast'].iloc[row - 1]!r} is not in Cases",
+            f"column 'exam', row {row}: exam {plain(observations['exam'].iloc[row - 1])!r} breast "
+            f"{plain(observations['breast'].iloc[row - 1])!r} is not in Cases",
             source=str(source),
         )
 

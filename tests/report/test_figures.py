@@ -237,12 +237,6 @@ def test_architectures_pair_each_network_with_the_humans_and_its_filtered_partne
     ]
 
 
-@pytest.mark.parametrize(("p", "text"), [(0.0004, "<.001"), (0.004, ".004"), (0.0415, ".042"), (0.48, ".48"),
-                                         (0.999, "1"), (float("nan"), "")])
-def test_pvalue_labels(p, text) -> None:
-    assert F.format_p(p) == text
-
-
 def test_every_panel_has_axis_labels_with_units(tables) -> None:
     figure = F.perturbation_figure(tables["perturbation_study"], inference="nuts", groups=["gmic"],
                                    subgroup="microcalcifications")

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
+
+from perceptiongap.formatting import format_p_value
 
 ALPHA = 0.05
 PAPER_HUMAN_GROUPS = ("radiologists",)
@@ -41,7 +42,7 @@ def _at_most_severe(rows: pd.DataFrame) -> pd.Series:
 
 
 def _fmt(p: float) -> str:
-    return "n/a" if not np.isfinite(p) else ("<0.001" if p < 0.001 else f"{p:.3f}")
+    return format_p_value(p, missing="n/a")
 
 
 def _affected(table, inference, group, subgroup) -> tuple[bool | None, str]:

@@ -19,6 +19,7 @@ import pandas as pd
 
 from perceptiongap.analysis.conclusions import evaluate_conclusions, observer_roles
 from perceptiongap.files import atomic_write_text
+from perceptiongap.formatting import format_p_value
 from perceptiongap.model.diagnostics import ESS_PER_CHAIN, PARETO_K_LIMIT, RHAT_LIMIT
 from perceptiongap.report.findings import (
     conclusion_disagreements,
@@ -46,12 +47,6 @@ TABLE_CAPTIONS = {
 
 # --------------------------------------------------------------------------------------------
 # Formatting
-
-
-def format_p_value(value) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return ""
-    return "<0.001" if value < 0.001 else f"{value:.3f}"
 
 
 def format_value(value, column: str = "") -> str:
