@@ -16,9 +16,8 @@ from perceptiongap.analysis.observed import observed_predictions
 from perceptiongap.analysis.separability import class_separability, separability_summary
 from perceptiongap.errors import InputError
 from perceptiongap.formatting import plain
-from perceptiongap.vocabulary import ANALYSED_SUBGROUPS
+from perceptiongap.vocabulary import ANALYSED_SUBGROUPS, ROI_SCHEMES
 
-ROI_SCHEMES = ("roi_interior", "roi_exterior")
 ANNOTATION_SCHEMES = (*ROI_SCHEMES, "entire")
 ANNOTATION_COLUMNS = (
     "observer_group", "subgroup", "scheme", "severity_mm", "separability_mean", "separability_sd",

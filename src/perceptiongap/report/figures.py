@@ -20,12 +20,12 @@ import pandas as pd
 
 from perceptiongap.formatting import format_p_value
 from perceptiongap.report.palette import INFERENCE_STYLES, SCHEME_STYLES, group_colours, inference_style
+from perceptiongap.vocabulary import FILTERED_SUFFIX
 
 SEVERITY_AXIS_LABEL = "filter severity: wavelength 1/D0 (mm)"
 CONFIDENCE_AXIS_LABEL = "predictive confidence E[γ | D] (log-odds)"
 SEPARABILITY_AXIS_LABEL = "class separability (KS statistic, 0-1)"
 SIGNIFICANCE_LEVEL = 0.05
-FILTERED_SUFFIX = "_filtered"
 
 STYLE = {
     "font.family": "DejaVu Sans",
