@@ -71,9 +71,11 @@ def analyse(
     with TerminalProgress() as terminal:
         analyse_stage(results, report=report, shared_dir=shared_dir, on_progress=terminal.progress,
                       on_message=terminal.message)
+    from perceptiongap.results import ResultsFolder
+
     print_conclusions(results)
     if report:
-        console.print(f"report: {results / 'report.html'}")
+        console.print(f"report: {ResultsFolder(results).report_path}")
 
 
 @app.command()
@@ -92,9 +94,11 @@ def reproduce(
     from perceptiongap.results import reproduce as reproduce_stage
 
     with TerminalProgress() as terminal:
-        reproduce_stage(data=data, out=out, inference=inference, seed=seed, advi_seeds=advi_seeds, force=force,
+        out = reproduce_stage(data=data, out=out, inference=inference, seed=seed, advi_seeds=advi_seeds, force=force,
                         resume=resume, shared_dir=shared_dir, on_progress=terminal.progress,
                         on_message=terminal.message)
+    from perceptiongap.results import ResultsFolder
+
     print_conclusions(out)
-    console.print(f"report: {out / 'report.html'}")
+    console.print(f"report: {ResultsFolder(out).report_path}")
     console.print(f"results: {out}")

@@ -19,6 +19,7 @@ import pandas as pd
 from perceptiongap.report import figures as F
 from perceptiongap.report.findings import model_methods
 from perceptiongap.report.palette import group_colours
+from perceptiongap.results.layout import FIGURES_DIR
 from perceptiongap.results.store import Results
 from perceptiongap.vocabulary import MERGED_SUBGROUP
 
@@ -83,7 +84,7 @@ class _Renderer:
         figure = build()
         paths, uri = _save(figure, self.folder, name, embed=embed)
         figure.clear()
-        files = [f"figures/{p.name}" for p in paths]
+        files = [f"{FIGURES_DIR}/{p.name}" for p in paths]
         section.figures.append(RenderedFigure(name, title, caption, uri, files))
         if self.on_figure:
             self.on_figure(name)

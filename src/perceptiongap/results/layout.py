@@ -20,7 +20,19 @@ from pathlib import Path
 
 from perceptiongap.errors import InputError
 
-__all__ = ["MERGED_SUFFIX", "REQUIRED_TABLES", "TABLE_NAMES", "FitJob", "ResultsFolder"]
+__all__ = [
+    "FIGURES_DIR",
+    "MERGED_SUFFIX",
+    "POSTERIORS_DIR",
+    "REPORT_FILE",
+    "REQUIRED_TABLES",
+    "RUN_RECORD_FILE",
+    "STUDY_DIR",
+    "TABLES_DIR",
+    "TABLE_NAMES",
+    "FitJob",
+    "ResultsFolder",
+]
 
 STUDY_DIR = "study"
 POSTERIORS_DIR = "posteriors"
