@@ -28,6 +28,7 @@ __all__ = [
     "os_error_message",
     "partial_files",
     "remove_paths",
+    "same_file",
     "sha256_file",
 ]
 
@@ -120,6 +121,14 @@ def partial_files(folder: str | Path) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(folder.rglob(f".*{PARTIAL_SUFFIX}"))
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether two paths name one existing file (links included); False if either does not exist."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def remove_paths(paths: Iterable[Path]) -> None:

@@ -19,7 +19,7 @@ import pandas as pd
 
 from perceptiongap.analysis.subgroups import SubgroupChoice, choose_subgroups
 from perceptiongap.errors import InputError
-from perceptiongap.files import check_out_dir, check_writable, partial_files, remove_paths
+from perceptiongap.files import check_out_dir, check_writable, partial_files, remove_paths, same_file
 from perceptiongap.locks import output_lock
 from perceptiongap.results.fitting import dense_groups, fit_study, model_data_for, model_groups, plan_fits
 from perceptiongap.results.layout import MERGED_SUFFIX, ResultsFolder
@@ -206,7 +206,7 @@ def _fit_into(
         check_resumable(old, record, folder, problem)
 
     study_paths = [folder.observations_path.absolute(), folder.cases_path.absolute()]
-    kept_inputs = [path for path in study_paths if any(_same_file(path, p) for p in inputs.values())]
+    kept_inputs = [path for path in study_paths if any(same_file(path, p) for p in inputs.values())]
     planned = [folder.run_record_path, *[p for p in study_paths if p not in kept_inputs],
                *[folder.posterior_path(job) for job in jobs]]
     if force:
@@ -235,13 +235,6 @@ def _fit_into(
     fit_study(model_data, jobs, folder.root, on_fit=on_fit, workers=workers, source=observations_source)
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
 def _removable(paths: Sequence[Path], *, protected) -> list[Path]:
     """``paths`` that exist, less any that is (or holds) a protected file (an input being read)."""
     protected = [Path(p) for p in protected]
@@ -249,7 +242,7 @@ def _removable(paths: Sequence[Path], *, protected) -> list[Path]:
     for path in dict.fromkeys(paths):
         if not (path.exists() or path.is_symlink()):
             continue
-        if any(_same_file(path, p) or Path(p).absolute().is_relative_to(path.absolute()) for p in protected):
+        if any(same_file(path, p) or Path(p).absolute().is_relative_to(path.absolute()) for p in protected):
             continue
         keep.append(path)
     return keep

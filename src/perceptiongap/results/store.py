@@ -8,7 +8,6 @@ expected is refused with one line naming the file and the missing columns.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from perceptiongap.errors import InputError
-from perceptiongap.results.layout import REQUIRED_TABLES, TABLE_NAMES, ResultsFolder
+from perceptiongap.files import same_file
+from perceptiongap.results.layout import MERGED_SUFFIX, REQUIRED_TABLES, TABLE_NAMES, ResultsFolder
 from perceptiongap.results.record import RunRecord, read_run_record
 
 __all__ = [
@@ -55,15 +55,8 @@ def write_study_into(folder: ResultsFolder, observations: pd.DataFrame, cases: p
     from perceptiongap.study import write_table
 
     for table, path in ((observations, folder.observations_path), (cases, folder.cases_path)):
-        if not any(_same_file(path, other) for other in keep):
+        if not any(same_file(path, other) for other in keep):
             write_table(table, path)
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
 
 
 def read_study_of(folder: ResultsFolder) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -176,11 +169,16 @@ class Results:
 
 
 def posterior_files(folder: ResultsFolder, record: RunRecord | None) -> list[Path]:
-    """The posteriors of a folder: those its run.json plans (in that order), else every one on disk."""
-    if record is not None and record.fits:
-        return [folder.resolve(relative) for relative in record.fits]
-    separate, merged = folder.find_posteriors()
-    return separate + merged
+    """The posteriors of a folder: those its run.json plans, else every one on disk.
+
+    Sorted by path, the separate fits before the merged refits (the row order of ``tables/fits.csv``).
+    """
+    if record is None or not record.fits:
+        separate, merged = folder.find_posteriors()
+        return separate + merged
+    paths = sorted(folder.resolve(relative) for relative in record.fits)
+    return ([p for p in paths if not p.parent.name.endswith(MERGED_SUFFIX)]
+            + [p for p in paths if p.parent.name.endswith(MERGED_SUFFIX)])
 
 
 def read_results(results_dir: str | Path) -> Results:
