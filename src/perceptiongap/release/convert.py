@@ -20,6 +20,8 @@ from perceptiongap.release.source import release_root
 from perceptiongap.study import validate_cases, validate_observations
 from perceptiongap.vocabulary import BREASTS, LABELS, PAPER_SEVERITIES_MM, PAPER_SUBGROUPS, ROI_SCHEMES
 
+__all__ = ["ARCHITECTURES", "TRAININGS", "import_release"]
+
 # The release's fixed design (shared/README.md): array axis sizes and the exam_info vocabulary.
 N_EXAMS, N_READERS, N_SEEDS, N_ANNOTATORS, N_ANNOTATION_EXAMS = 720, 10, 5, 7, 120
 ARCHITECTURES = ("gmic", "dmv")

@@ -21,6 +21,22 @@ import platformdirs
 from perceptiongap.errors import InputError
 from perceptiongap.files import atomic_path, sha256_file
 
+__all__ = [
+    "DATA_ENV",
+    "DOWNLOAD_TIMEOUT_S",
+    "INSTRUCTIONS_FILE",
+    "RELEASE_COMMIT",
+    "RELEASE_FILES",
+    "RELEASE_REPOSITORY",
+    "RELEASE_URL",
+    "RELEASE_URL_ENV",
+    "REQUIRED_FILES",
+    "default_cache_dir",
+    "download_release",
+    "locate_release",
+    "release_root",
+]
+
 RELEASE_REPOSITORY = "nyukat/perception_comparison"
 RELEASE_COMMIT = "5d7deb0e361e1c477b7ae3127ce7590ae1e0ba1f"
 RELEASE_URL = f"https://raw.githubusercontent.com/{RELEASE_REPOSITORY}/{RELEASE_COMMIT}/data/"
