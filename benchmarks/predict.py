@@ -21,8 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from perceptiongap.perturb import lowpass, read_image
 from perceptiongap.predict import predict
-from perceptiongap.predict.jobs import Job, Task, filter_views, perturbed_exams, read_exams, read_views
+from perceptiongap.predict.jobs import Job, Task, perturbed_exams, read_exams
 from perceptiongap.reference import network, write_synthetic_exams
 from perceptiongap.vocabulary import PAPER_CUTOFFS_PER_MM
 
@@ -44,10 +45,10 @@ def breakdown(exams_csv: Path) -> dict[str, float]:
     """Seconds per exam (nine severities, entire image) in each stage, in this process."""
     images = read_exams(exams_csv)[0]
     task = Task(images=images, jobs=(Job(images.exam, "entire"),), cutoffs_per_mm=CUTOFFS)
-    views = read_views(images)
+    views = [read_image(path, pixel_mm) for path, pixel_mm in zip(images.paths, images.pixel_mm)]
     perturbed = [exam for _, _, exam in perturbed_exams(task)]
-    read = timed(lambda: read_views(images))
-    filtering = timed(lambda: filter_views(views, CUTOFFS))
+    read = timed(lambda: [read_image(path, pixel_mm) for path, pixel_mm in zip(images.paths, images.pixel_mm)])
+    filtering = timed(lambda: [lowpass(view.pixels, view.pixel_mm, CUTOFFS) for view in views])
     everything = timed(lambda: [exam for _, _, exam in perturbed_exams(task)])
     stages = {
         "read files": read,
@@ -62,7 +63,7 @@ def wall_time(exams_csv: Path, folder: Path, **where) -> float:
     """Seconds of a whole `predict` run, as a user waits for it."""
     out = folder / f"obs-{'-'.join(f'{k}{v}' for k, v in where.items())}.parquet"
     start = time.perf_counter()
-    predict(MODEL, exams_csv, "reference", out, progress=False, force=True, **where)
+    predict(MODEL, exams_csv, "reference", out, force=True, **where)
     return time.perf_counter() - start
 
 

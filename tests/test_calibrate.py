@@ -7,7 +7,13 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from perceptiongap.calibrate import DirichletCalibrator, calibrate_observations, classwise_ece, fit_logistic_l2
+from perceptiongap.calibrate import (
+    DirichletCalibrator,
+    calibrate_observations,
+    classwise_ece,
+    fit_logistic_l2,
+    reliability_panels,
+)
 from perceptiongap.errors import InputError
 
 # True map: logit P(y = 1 | p) = A * log p - B * log(1 - p) + C: an over-confident, shifted network.
@@ -170,3 +176,25 @@ def test_calibrate_observations_names_an_observer_without_validation_rows():
         calibrate_observations(validation, cases, observations(exams, p, "seed9"), test_source="t.parquet")
     with pytest.raises(InputError, match="exam 'e0' breast 'L' has no label"):
         calibrate_observations(validation, cases.iloc[1:], validation)
+
+
+def test_reliability_panels_take_each_groups_unperturbed_rows_with_their_labels():
+    p, y = simulate(300, seed=9)
+    exams = [f"e{i}" for i in range(p.size)]
+    cases = pd.DataFrame({"exam": exams, "breast": "L", "label": np.where(y == 1, "malignant", "benign"),
+                          "subgroup": "x"})
+    unperturbed = observations(exams, p, "seed0")
+    filtered = observations(exams, p / 2, "seed0").assign(severity_mm=4.0)
+    other = observations(exams[:50], p[:50], "seed0").assign(observer_group="other")
+    human = observations(exams[:10], np.round(p[:10]), "reader").assign(observer_group="readers",
+                                                                        observer_kind="human")
+    test = pd.concat([filtered, unperturbed, human, other], ignore_index=True)
+    calibrated = test.assign(prediction=test["prediction"] ** 2)
+    panels = reliability_panels(test, calibrated, cases)
+    assert [title for title, *_ in panels] == ["net (unperturbed test images)", "other (unperturbed test images)"]
+    _, labels, before, after = panels[0]
+    np.testing.assert_array_equal(labels, y)
+    np.testing.assert_array_equal(before, p)
+    np.testing.assert_array_equal(after, p**2)
+    with pytest.raises(InputError, match="^t.csv: column 'exam', row 1: exam 'e0' breast 'L' is not in Cases"):
+        reliability_panels(test, calibrated, cases.iloc[1:], test_source="t.csv")

@@ -36,12 +36,12 @@ def test_cutoffs_come_back_unperturbed_first_then_mildest_first():
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("abc", "--cutoffs-per-mm: 'abc' is not a number of cycles/mm"),
-        ("0", "--cutoffs-per-mm: 0 is not a positive number"),
-        ("-1", "--cutoffs-per-mm: -1 is not a positive number"),
-        ("nan", "--cutoffs-per-mm: nan is not a positive number"),
-        ("2,2", "--cutoffs-per-mm: cut-off 2 is given twice"),
-        ("6,6.01", "--cutoffs-per-mm: cut-off 6.01 and 6 share the severity label 0.17 mm"),
+        ("abc", "cutoffs_per_mm: 'abc' is not a number of cycles/mm"),
+        ("0", "cutoffs_per_mm: 0 is not a positive number"),
+        ("-1", "cutoffs_per_mm: -1 is not a positive number"),
+        ("nan", "cutoffs_per_mm: nan is not a positive number"),
+        ("2,2", "cutoffs_per_mm: cut-off 2 is given twice"),
+        ("6,6.01", "cutoffs_per_mm: cut-off 6.01 and 6 share the severity label 0.17 mm"),
     ],
 )
 def test_bad_cutoffs_are_refused_in_one_line(text, message):

@@ -29,6 +29,20 @@ from threadpoolctl import threadpool_limits
 
 from perceptiongap.errors import InputError
 
+__all__ = [
+    "CALIBRATION_KEYS",
+    "DEFAULT_CS",
+    "SHRINK_TARGETS",
+    "DirichletCalibrator",
+    "calibrate_observations",
+    "classwise_ece",
+    "fit_logistic_l2",
+    "labels_for",
+    "plot_reliability",
+    "reliability_curve",
+    "reliability_panels",
+]
+
 #: Centres of the L2 penalty on (weight of log p, weight of log(1 - p), intercept).
 SHRINK_TARGETS: dict[str, np.ndarray] = {"identity": np.array([1.0, -1.0, 0.0]), "zero": np.zeros(3)}
 
@@ -323,6 +337,34 @@ def reliability_curve(y_true: np.ndarray, p: np.ndarray, n_bins: int = 15) -> tu
     mean_p = np.bincount(bins, weights=p, minlength=n_bins)[used] / count[used]
     frequency = np.bincount(bins, weights=np.asarray(y_true, dtype=float), minlength=n_bins)[used] / count[used]
     return mean_p, frequency, count[used]
+
+
+def reliability_panels(
+    test: pd.DataFrame,
+    calibrated: pd.DataFrame,
+    cases: pd.DataFrame,
+    *,
+    test_source: str = "test",
+    cases_source: str = "cases",
+) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+    """The panels of :func:`plot_reliability` for a calibration of ``test`` into ``calibrated``:
+    one per machine observer group, ``(title, y, p_before, p_after)``, on its unperturbed
+    entire-image rows (all its rows when it has none). ``cases`` give the labels; a breast without
+    one is an InputError naming ``cases_source``."""
+    from perceptiongap.study import check_observations_have_cases
+
+    check_observations_have_cases(test, cases, source=test_source)
+    machine = (test["observer_kind"] == "machine").to_numpy()
+    clean = machine & (test["severity_mm"] == 0).to_numpy() & (test["scheme"] == "entire").to_numpy()
+    rows = clean if clean.any() else machine
+    which = "unperturbed test images" if clean.any() else "all test predictions"
+    panels = []
+    for group in sorted(test.loc[rows, "observer_group"].unique()):
+        index = np.flatnonzero(rows & (test["observer_group"] == group).to_numpy())
+        y = labels_for(test.iloc[index], cases, cases_source)
+        panels.append((f"{group} ({which})", y, test["prediction"].to_numpy()[index],
+                       calibrated["prediction"].to_numpy()[index]))
+    return panels
 
 
 def plot_reliability(

@@ -87,7 +87,7 @@ def cutoff_per_mm(severity: float | np.ndarray) -> float | np.ndarray:
     return float(out) if out.ndim == 0 else out
 
 
-def validate_cutoffs(cutoffs_per_mm: Iterable[float], *, source: str = "--cutoffs-per-mm") -> tuple[float, ...]:
+def validate_cutoffs(cutoffs_per_mm: Iterable[float], *, source: str = "cutoffs_per_mm") -> tuple[float, ...]:
     """The one rule for a list of cut-offs, shared by every command.
 
     Each cut-off is a positive number of cycles/mm or ``inf`` (unperturbed); no two may share a
@@ -115,6 +115,6 @@ def validate_cutoffs(cutoffs_per_mm: Iterable[float], *, source: str = "--cutoff
     return tuple(sorted(values, reverse=True))
 
 
-def parse_cutoffs(text: str, *, source: str = "--cutoffs-per-mm") -> tuple[float, ...]:
+def parse_cutoffs(text: str, *, source: str = "cutoffs_per_mm") -> tuple[float, ...]:
     """``"inf,6,4.5"`` -> validated cut-offs (see :func:`validate_cutoffs`); blank items are ignored."""
     return validate_cutoffs([item.strip() for item in text.split(",") if item.strip()], source=source)

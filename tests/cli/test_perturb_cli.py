@@ -74,13 +74,13 @@ def test_rerun_skips_complete_outputs_and_redoes_damaged_ones(png_exam, tmp_path
     (out / "entire/cutoff-2/ex1_L-CC.png").unlink()  # lost
     (out / "entire/cutoff-0.5/ex1_L-MLO.png").write_bytes(b"garbage")  # damaged
     filtered = []
-    import perceptiongap.perturb.batch as batch
+    import perceptiongap.perturb.perturbation as perturbation
 
     def counting_lowpass(image, *args, **kwargs):
         filtered.append(image.shape)
         return lowpass(image, *args, **kwargs)
 
-    monkeypatch.setattr(batch, "lowpass", counting_lowpass)
+    monkeypatch.setattr(perturbation, "lowpass", counting_lowpass)
     assert run(args, capsys)[0] == 0
     assert len(filtered) == 2  # only the two damaged images were filtered again
     for path, (digest, mtime) in first.items():
@@ -131,7 +131,7 @@ def test_a_different_request_into_the_same_folder_needs_force(png_exam, tmp_path
     base = ["perturb", png_exam, "--out", out, "--pixel-mm", "0.1", "--cutoffs-per-mm", "2"]
     assert run(base, capsys)[0] == 0
     code, _, err = run([*base, "--variant", "release"], capsys)
-    assert code == 2 and "different request" in only_error_line(err) and "--force" in err
+    assert code == 2 and "different request" in only_error_line(err) and "set force" in err
     assert run([*base, "--variant", "release", "--force"], capsys)[0] == 0
     manifest = pd.read_csv(out / "manifest.csv", dtype=str)
     assert set(manifest.variant) == {"release"}
@@ -247,13 +247,13 @@ def _bad_inputs(tmp_path: Path, png_exam: Path):
     base = ["--out", tmp_path / "out"]
     return [
         (["perturb", rgb, *base, "--pixel-mm", "0.1"], "c.png: is a colour image (mode RGB)"),
-        (["perturb", png_exam, *base], "PNG files carry no pixel spacing; give the pixel size in mm (--pixel-mm)"),
+        (["perturb", png_exam, *base], "PNG files carry no pixel spacing; give the pixel size in mm (pixel_mm)"),
         (["perturb", png_exam, *base, "--pixel-mm", "0.1", "--cutoffs-per-mm", "6"], "above the Nyquist frequency 5"),
         (["perturb", png_exam, *base, "--pixel-mm", "0.1", "--cutoffs-per-mm", "2,x"], "'x' is not a number"),
         (["perturb", png_exam, *base, "--pixel-mm", "0.1", "--cutoffs-per-mm", "0"], "positive"),
         (["perturb", png_exam, *base, "--pixel-mm", "abc"], "--pixel-mm: 'abc'"),
-        (["perturb", png_exam, *base, "--pixel-mm", "0.1", "--scheme", "roi_interior"], "ROI schemes need ROIs"),
-        (["perturb", png_exam, *base, "--pixel-mm", "0.1", "--variant", "exact"], "variant must be one of"),
+        (["perturb", png_exam, *base, "--pixel-mm", "0.1", "--scheme", "roi_interior"], "ROI schemes need ROI boxes"),
+        (["perturb", png_exam, *base, "--pixel-mm", "0.1", "--variant", "exact"], "'exact' is not one of physical, release"),
         (["perturb", png_exam, *base, "--pixel-mm", "0.1", "--format", "dicom"], "is not DICOM"),
         (["perturb", tmp_path / "nowhere", *base], "nowhere: no such file or folder"),
         (

@@ -56,11 +56,11 @@ def test_a_killed_run_resumes_to_exactly_the_uninterrupted_rows(tmp_path):
 
     finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr
-    assert f"resuming: {done} of 10 jobs already done" in finished.stderr
+    assert f"resuming: {done} of 10 exams already done" in finished.stderr
     assert not parts.exists()
 
     uninterrupted = predict("perceptiongap.reference:network", exams, "reference", tmp_path / "clean.parquet",
-                            observer="seed0", progress=False)
+                            observer="seed0")
     resumed = pd.read_parquet(out)
     assert len(resumed) == 10 * 9 * 2
     pd.testing.assert_frame_equal(resumed, uninterrupted)

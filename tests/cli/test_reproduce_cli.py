@@ -9,7 +9,7 @@ import sys
 import pandas as pd
 import pytest
 
-from ..model.test_inference import assert_stopped_by_stan_rule
+from ..model.test_stan_advi import assert_stopped_by_stan_rule
 
 GROUPS = ["radiologists", "gmic", "gmic_filtered", "dmv", "dmv_filtered"]
 SEVERITIES = [0.0, 0.17, 0.22, 0.33, 0.5, 0.67, 1.0, 2.0, 4.0]

@@ -67,3 +67,13 @@ def simulate_study(
             "prediction": prediction,
         }))
     return pd.concat(frames, ignore_index=True), cases, truth
+
+
+def coverage(posterior, true_gamma: np.ndarray, level: float = 0.9) -> float:
+    """Fraction of the perturbed severity effects whose central credible interval holds the truth."""
+    gamma = posterior.posterior["gamma"].sel(subgroup=list(SUBGROUPS)).isel(severity=slice(1, None))
+    tail = (1 - level) / 2
+    lower = gamma.quantile(tail, dim=("chain", "draw")).values
+    upper = gamma.quantile(1 - tail, dim=("chain", "draw")).values
+    truth = true_gamma[1:]
+    return float(np.mean((lower <= truth) & (truth <= upper)))

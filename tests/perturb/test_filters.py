@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from perceptiongap.errors import InputError
-from perceptiongap.perturb import lowpass
+from perceptiongap.perturb import lowpass, parse_pixel_mm
 from perceptiongap.vocabulary import PAPER_CUTOFFS_PER_MM
 
 #: The shared exam records no pixel spacing; 0.1 mm is a typical mammography pixel and keeps
@@ -177,3 +177,15 @@ def test_bad_input_is_refused(image, pixel_mm, cutoffs, message):
 def test_unknown_variant_is_refused():
     with pytest.raises(InputError, match="variant must be one of physical, release"):
         lowpass(np.zeros((4, 4)), 0.1, [1.0], variant="exact")
+
+
+@pytest.mark.parametrize(("text", "size"), [("0.07", 0.07), ("0.07x0.065", (0.07, 0.065)), (" 0.1X0.1 ", (0.1, 0.1))])
+def test_pixel_size_text_is_one_number_or_rows_x_columns(text, size):
+    assert parse_pixel_mm(text) == size
+
+
+@pytest.mark.parametrize("text", ["abc", "0", "-1", "0.1x", "0.1x0.1x0.1", "inf", "nan"])
+def test_bad_pixel_size_text_names_the_field(text):
+    with pytest.raises(InputError) as refused:
+        parse_pixel_mm(text, source="--pixel-mm")
+    assert str(refused.value) == f"--pixel-mm: {text!r} is not a pixel size in mm like 0.07 or 0.07x0.065"

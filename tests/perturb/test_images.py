@@ -77,7 +77,7 @@ def test_imager_pixel_spacing_is_used_with_a_warning(tmp_path, make_dicom, pixel
 
 def test_dicom_without_spacing_needs_pixel_mm(tmp_path, make_dicom, pixels):
     make_dicom(tmp_path / "a.dcm", pixels)
-    with pytest.raises(InputError, match=r"a\.dcm: has neither PixelSpacing nor ImagerPixelSpacing.*--pixel-mm"):
+    with pytest.raises(InputError, match=r"a\.dcm: has neither PixelSpacing nor ImagerPixelSpacing.*\(pixel_mm\)"):
         read_image(tmp_path / "a.dcm")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -134,7 +134,7 @@ def test_other_bad_files_are_refused_naming_the_file(tmp_path, make_dicom, pixel
 def test_png_cannot_be_written_as_dicom(tmp_path, pixels):
     write_png(tmp_path / "a.png", pixels)
     image = read_image(tmp_path / "a.png", pixel_mm=0.1)
-    with pytest.raises(InputError, match="not a DICOM file; use --format png"):
+    with pytest.raises(InputError, match="not a DICOM file; write PNG \\(file_format .png.\\)"):
         write_dicom(tmp_path / "a.dcm", image, pixels, "x")
 
 

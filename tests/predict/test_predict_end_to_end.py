@@ -51,7 +51,7 @@ def test_exams_to_calibrated_observations_to_the_model_fit(exam_dir, tmp_path, c
     cli(capsys, "predict", *common, "--exams", str(test_csv), "--out", str(tmp_path / "test.parquet"),
         "--rois", str(rois), "--schemes", "entire,roi_interior,roi_exterior")
     cli(capsys, "predict", *common, "--exams", str(validation_csv), "--out", str(tmp_path / "validation.parquet"),
-        "--cutoffs-per-mm", "")
+        "--cutoffs-per-mm", "inf")
     cli(capsys, "calibrate", "--validation", str(tmp_path / "validation.parquet"), "--validation-cases",
         str(validation_cases), "--test", str(tmp_path / "test.parquet"), "--cases", str(test_cases),
         "--out", str(tmp_path / "calibrated.parquet"), "--unperturbed-only")

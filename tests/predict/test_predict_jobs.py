@@ -47,7 +47,7 @@ def write_csv(folder, text):
         ("exam,view,path,pixel_mm\ne,L-CC,synthetic-0_L-CC.png,-1\n",
          "column 'pixel_mm', row 1: '-1' is not a pixel size in mm like 0.07 or 0.07x0.065"),
         ("exam,view,path\ne,L-CC,synthetic-0_L-CC.png\n",
-         "row 1: synthetic-0_L-CC.png has no pixel spacing; add a 'pixel_mm' column or pass --pixel-mm"),
+         "row 1: synthetic-0_L-CC.png has no pixel spacing; add a 'pixel_mm' column or give pixel_mm"),
         ("exam,view,path\n,L-CC,synthetic-0_L-CC.png\n", "column 'exam', row 1: empty value"),
     ],
 )
@@ -84,7 +84,7 @@ def test_jobs_cover_each_scheme_and_each_annotator_of_an_exam(exams_folder, rois
     tasks = make_tasks(exams, all_jobs, CUTOFFS, boxes=boxes, done={("synthetic-0", "entire", ""),
                                                                    ("synthetic-2", "entire", "")})
     assert [(t.images.exam, len(t.jobs)) for t in tasks] == [("synthetic-0", 2), ("synthetic-1", 5), ("synthetic-3", 1)]
-    with pytest.raises(InputError, match="need ROI boxes: pass --rois"):
+    with pytest.raises(InputError, match="schemes: scheme\\(s\\) roi_interior need ROI boxes: give a ROI file \\(rois\\)"):
         make_jobs(exams, ["roi_interior"])
     with pytest.raises(InputError, match="unknown scheme\\(s\\) everywhere"):
         make_jobs(exams, ["everywhere"])

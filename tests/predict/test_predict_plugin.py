@@ -34,7 +34,8 @@ def test_load_model_imports_functions_and_instantiates_classes():
 def test_load_model_explains_a_bad_spec(spec, message):
     with pytest.raises(InputError, match=message) as error:
         load_model(spec)
-    assert str(error.value).startswith(f"--model {spec}: ")
+    assert str(error.value).startswith(f"model: {spec!r}: ")
+    assert error.value.source == "model"
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,8 @@ and a network error that stops the run without losing what was written."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -24,7 +26,7 @@ FLAKY = "tests.predict.netdoubles:Flaky"
 def single_process_run(exams_folder, rois_file, tmp_path_factory):
     out = tmp_path_factory.mktemp("single") / "obs.parquet"
     return predict(REFERENCE, exams_folder / "exams.csv", "reference", out, observer="seed0",
-                   rois=rois_file, schemes=SCHEMES, progress=False)
+                   rois=rois_file, schemes=SCHEMES)
 
 
 def test_every_exam_severity_scheme_and_annotator_is_predicted_once(single_process_run):
@@ -47,7 +49,7 @@ def test_every_exam_severity_scheme_and_annotator_is_predicted_once(single_proce
 
 def test_two_local_processes_give_identical_observations(single_process_run, exams_folder, rois_file, tmp_path):
     table = predict(REFERENCE, exams_folder / "exams.csv", "reference", tmp_path / "obs.parquet",
-                    observer="seed0", rois=rois_file, schemes=SCHEMES, workers=2, progress=False)
+                    observer="seed0", rois=rois_file, schemes=SCHEMES, workers=2)
     pd.testing.assert_frame_equal(table, single_process_run)
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "obs.parquet"), single_process_run)
 
@@ -58,7 +60,7 @@ def test_a_dask_cluster_of_two_worker_processes_gives_identical_observations(
 ):
     from distributed import LocalCluster
 
-    common = dict(observer="seed0", rois=rois_file, schemes=SCHEMES, progress=False)
+    common = dict(observer="seed0", rois=rois_file, schemes=SCHEMES)
     local = predict(REFERENCE, exams_folder / "exams.csv", "reference", tmp_path / "local.parquet",
                     cluster="local:2", **common)
     pd.testing.assert_frame_equal(local, single_process_run)
@@ -75,7 +77,7 @@ def test_a_network_error_stops_the_run_keeps_finished_exams_and_the_fixed_run_re
     out = tmp_path / "obs.parquet"
     netdoubles.Flaky.calls, netdoubles.Flaky.fail_on_call = 0, 3
     # One call per job (batch size 9 = all severities): call 3 is exam 0's roi_exterior job.
-    kwargs = dict(observer="seed0", rois=rois_file, schemes=SCHEMES, batch_size=9, progress=False, flush_seconds=0)
+    kwargs = dict(observer="seed0", rois=rois_file, schemes=SCHEMES, batch_size=9, flush_seconds=0)
     with pytest.raises(InputError) as error:
         predict(FLAKY, exams_folder / "exams.csv", "reference", out, **kwargs)
     assert str(error.value) == (
@@ -94,31 +96,38 @@ def test_a_network_error_stops_the_run_keeps_finished_exams_and_the_fixed_run_re
     assert set(kept["exam"]) == {"synthetic-0"} and len(kept) == 3 * 9 * 2
 
     netdoubles.Flaky.calls, netdoubles.Flaky.fail_on_call = 0, None  # the user fixes the network
-    resumed = predict(FLAKY, exams_folder / "exams.csv", "reference", out, **kwargs)
+    reports = []
+    resumed = predict(FLAKY, exams_folder / "exams.csv", "reference", out, progress=lambda *a: reports.append(a),
+                      **kwargs)
     assert netdoubles.Flaky.calls == 10 - 3  # exam 0's three jobs were not recomputed
+    assert reports == [(1, 4), (2, 4), (3, 4), (4, 4)]  # progress starts at the exam already done
     pd.testing.assert_frame_equal(resumed, single_process_run)
 
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (dict(workers=2, cluster="local:2"), "--cluster: give either --workers or --cluster, not both"),
-        (dict(batch_size=0), "--batch-size: must be at least 1"),
-        (dict(cutoffs_per_mm=[6, 6.01]), "--cutoffs-per-mm: cut-offs 6.0 and 6.01 share the severity label 0.17 mm"),
-        (dict(cutoffs_per_mm=[-1.0]), "--cutoffs-per-mm: -1.0 is not a positive number of cycles/mm"),
-        (dict(variant="blur"), "--variant: 'blur' is not one of physical, release"),
-        (dict(cluster="local:zero"), "--cluster local:zero: expected local:N with N >= 1"),
+        (dict(workers=2, cluster="local:2"), "cluster: give either workers > 1 (2) or a cluster ('local:2'), not both"),
+        (dict(batch_size=0), "batch_size: 0 is less than 1"),
+        (dict(cutoffs_per_mm=[math.inf, 6, 6.01]), "cutoffs_per_mm: cut-off 6.01 and 6 share the severity label 0.17 mm"),
+        (dict(cutoffs_per_mm=[math.inf, -1.0]), "cutoffs_per_mm: -1 is not a positive number of cycles/mm"),
+        (dict(cutoffs_per_mm=[6, 0.5]), "cutoffs_per_mm: add inf (the unperturbed image)"),
+        (dict(cutoffs_per_mm=[]), "cutoffs_per_mm: add inf (the unperturbed image)"),
+        (dict(variant="blur"), "variant: 'blur' is not one of physical, release"),
+        (dict(cluster="local:zero"), "cluster: 'local:zero': expected local:N with N >= 1"),
     ],
 )
 def test_bad_settings_are_refused_before_any_work(exams_folder, tmp_path, overrides, message):
     with pytest.raises(InputError, match=message.replace("(", "\\(").replace(")", "\\)")):
-        predict(REFERENCE, exams_folder / "exams.csv", "g", tmp_path / "obs.parquet", progress=False, **overrides)
+        predict(REFERENCE, exams_folder / "exams.csv", "g", tmp_path / "obs.parquet", **overrides)
     assert not (tmp_path / "obs.parquet.parts").exists() or "cluster" in overrides
 
 
-def test_only_the_unperturbed_image_when_no_cutoff_is_given(exams_folder, tmp_path):
-    table = predict(REFERENCE, exams_folder / "exams.csv", "g", tmp_path / "obs.csv", cutoffs_per_mm=[],
-                    progress=False)
+def test_only_the_unperturbed_image_when_it_is_the_only_cutoff(exams_folder, tmp_path):
+    reports = []
+    table = predict(REFERENCE, exams_folder / "exams.csv", "g", tmp_path / "obs.csv", cutoffs_per_mm=[math.inf],
+                    progress=lambda done, total: reports.append((done, total)))
+    assert reports == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]
     assert len(table) == 4 * 2 and set(table["severity_mm"]) == {0.0}
     assert table["observer"].iloc[0] == REFERENCE
     np.testing.assert_array_equal(pd.read_csv(tmp_path / "obs.csv")["prediction"], table["prediction"])

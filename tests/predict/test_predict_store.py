@@ -74,6 +74,6 @@ def test_other_settings_or_an_existing_output_need_force(tmp_path):
 
     out.write_text("the user's own file")
     (out.parent / "obs.parquet.parts").rename(tmp_path / "elsewhere")
-    with pytest.raises(InputError, match="output exists; pass --force"):
+    with pytest.raises(InputError, match="output exists; set force"):
         ObservationStore(out, SETTINGS).open()
     assert out.read_text() == "the user's own file"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import sys
 import warnings
 from collections.abc import Iterator
@@ -12,28 +11,18 @@ from pathlib import Path
 import typer
 
 from perceptiongap.cli import app
-from perceptiongap.cli.options import PAPER_CUTOFFS, parse_cutoffs, parse_pixel_mm
-from perceptiongap.cli.progress import progress_bar
+from perceptiongap.cli.progress import progress_callback
+from perceptiongap.vocabulary import DEFAULT_CUTOFFS_PER_MM, parse_cutoffs
+
+#: The default cut-offs as the command line writes them: "inf,6,4.5,3,2,1.5,1,0.5,0.25".
+DEFAULT_CUTOFFS_TEXT = ",".join(f"{cutoff:g}" for cutoff in DEFAULT_CUTOFFS_PER_MM)
 
 
-@contextlib.contextmanager
-def _progress_bar(description: str) -> Iterator:
-    """A rich progress bar on stderr, shown from the first report on (after the inputs were
-    checked, so that an early error prints alone); yields the ``progress(done, total)`` callback.
-    """
-    bar = progress_bar()
-    task = bar.add_task(description, total=None)
+def pixel_mm_option(text: str | None) -> float | tuple[float, float] | None:
+    """``--pixel-mm`` text (0.07 or ROWxCOL) as the library takes it; None stays None."""
+    from perceptiongap.perturb.filters import parse_pixel_mm
 
-    def report(done: int, total: int) -> None:
-        if not bar.live.is_started:
-            bar.start()
-        bar.update(task, completed=done, total=total)
-
-    try:
-        yield report
-    finally:
-        if bar.live.is_started:
-            bar.stop()
+    return None if text is None else parse_pixel_mm(text, source="--pixel-mm")
 
 
 @contextlib.contextmanager
@@ -56,7 +45,8 @@ def perturb_command(
     inputs: list[Path] = typer.Argument(..., help="PNG or DICOM files, or folders searched recursively."),
     out: Path = typer.Option(..., "--out", help="Output folder; holds manifest.csv."),
     cutoffs_per_mm: str = typer.Option(
-        PAPER_CUTOFFS, "--cutoffs-per-mm", help="Gaussian cut-offs D0 in cycles/mm, comma-separated; inf = unperturbed."
+        DEFAULT_CUTOFFS_TEXT, "--cutoffs-per-mm",
+        help="Gaussian cut-offs D0 in cycles/mm, comma-separated; inf = unperturbed.",
     ),
     variant: str = typer.Option("physical", "--variant", help="physical (cycles/mm per axis, keeps dtype/range) or release (the authors' exact algorithm)."),
     pixel_mm: str | None = typer.Option(None, "--pixel-mm", help="Pixel size in mm (0.07 or ROWxCOL) for files without spacing, e.g. PNG."),
@@ -69,14 +59,13 @@ def perturb_command(
     force: bool = typer.Option(False, "--force", help="Rewrite outputs that an earlier run made with other settings."),
 ) -> None:
     """Low-pass filter mammograms at every cut-off; resumable (re-run to continue)."""
-    from perceptiongap.perturb.batch import find_images, perturb_files
-    from perceptiongap.perturb.roi import read_rois
+    from perceptiongap.perturb import perturb_files, read_rois, write_input_preview
 
-    cutoffs = parse_cutoffs(cutoffs_per_mm)
-    spacing = parse_pixel_mm(pixel_mm)
+    cutoffs = parse_cutoffs(cutoffs_per_mm, source="--cutoffs-per-mm")
+    spacing = pixel_mm_option(pixel_mm)
     boxes = read_rois(rois) if rois is not None else None
     with _warnings_as_lines():
-        with _progress_bar("perturb") as progress:
+        with progress_callback("perturb") as progress:
             table = perturb_files(
                 inputs,
                 out,
@@ -92,19 +81,7 @@ def perturb_command(
                 progress=progress,
             )
         if preview:
-            from perceptiongap.perturb.images import read_image
-            from perceptiongap.perturb.preview import write_preview
-
-            first = find_images(inputs, exclude=out)[0]
-            image = read_image(first.path, spacing)
-            written = write_preview(
-                out / "preview",
-                image.pixels,
-                image.pixel_mm,
-                cutoffs_per_mm=[c for c in cutoffs if math.isfinite(c)],
-                variant=variant,
-                title=f"{first.path.name}: {variant} variant",
-            )
+            written = write_input_preview(inputs, out, cutoffs_per_mm=cutoffs, variant=variant, pixel_mm=spacing)
             print(f"preview: {', '.join(str(p) for p in written)}")
     print(f"{len(table)} outputs in {out} (manifest: {out / 'manifest.csv'})")
 
@@ -114,7 +91,7 @@ def compose_command(
     inputs: list[Path] = typer.Argument(..., help="The four views of each exam: files or folders (EXAM_L-CC.png, ... or DICOM)."),
     out: Path = typer.Option(..., "--out", help="Output folder: OUT/EXAM/cutoff-D0.png and manifest.csv."),
     cutoffs_per_mm: str = typer.Option(
-        "inf," + PAPER_CUTOFFS, "--cutoffs-per-mm", help="Cut-offs in cycles/mm, comma-separated; inf = unperturbed."
+        DEFAULT_CUTOFFS_TEXT, "--cutoffs-per-mm", help="Cut-offs in cycles/mm, comma-separated; inf = unperturbed."
     ),
     variant: str = typer.Option("physical", "--variant", help="physical or release."),
     pixel_mm: str | None = typer.Option(None, "--pixel-mm", help="Pixel size in mm for files without spacing."),
@@ -124,15 +101,15 @@ def compose_command(
     """The reading composite of each exam (right breast left, CC on top) at each severity."""
     from perceptiongap.perturb.batch import compose_files
 
-    cutoffs = parse_cutoffs(cutoffs_per_mm)
+    cutoffs = parse_cutoffs(cutoffs_per_mm, source="--cutoffs-per-mm")
     with _warnings_as_lines():
-        with _progress_bar("compose") as progress:
+        with progress_callback("compose") as progress:
             table = compose_files(
                 inputs,
                 out,
                 cutoffs_per_mm=cutoffs,
                 variant=variant,
-                pixel_mm=parse_pixel_mm(pixel_mm),
+                pixel_mm=pixel_mm_option(pixel_mm),
                 gap_px=gap_px,
                 force=force,
                 progress=progress,

@@ -8,8 +8,10 @@ from typing import Annotated
 import typer
 
 from perceptiongap.cli import app
-from perceptiongap.cli.options import PAPER_CUTOFFS, parse_cutoffs, parse_pixel_mm
+from perceptiongap.cli.perturb import DEFAULT_CUTOFFS_TEXT, pixel_mm_option
+from perceptiongap.cli.progress import console, progress_callback
 from perceptiongap.errors import InputError
+from perceptiongap.vocabulary import parse_cutoffs
 
 
 @app.command("predict")
@@ -23,8 +25,8 @@ def predict_command(
     observer: Annotated[str | None, typer.Option(
         help="Observer of the rows, e.g. the training seed (default: the model spec).")] = None,
     cutoffs_per_mm: Annotated[str, typer.Option(
-        help="Gaussian cut-offs in cycles/mm, comma-separated; the unperturbed image is always added.",
-    )] = PAPER_CUTOFFS,
+        help="Gaussian cut-offs in cycles/mm, comma-separated; must include inf, the unperturbed image.",
+    )] = DEFAULT_CUTOFFS_TEXT,
     rois: Annotated[Path | None, typer.Option(
         help="ROI boxes (CSV or JSON: exam, view, annotator, x0, y0, x1, y1) for the ROI schemes.")] = None,
     schemes: Annotated[str, typer.Option(help="Comma-separated: entire, roi_interior, roi_exterior.")] = "entire",
@@ -43,25 +45,36 @@ def predict_command(
 ) -> None:
     """Run a network over every exam at every severity (and scheme); resumable; local or Dask."""
     from perceptiongap.predict import predict
-    spacing = parse_pixel_mm(pixel_mm)
-    table = predict(
-        model,
-        exams,
-        observer_group,
-        out,
-        observer=observer,
-        cutoffs_per_mm=parse_cutoffs(cutoffs_per_mm, allow_empty=True),
-        rois=rois,
-        schemes=[s.strip() for s in schemes.split(",") if s.strip()],
-        batch_size=batch_size,
-        workers=workers,
-        cluster=cluster,
-        pixel_mm=spacing,
-        variant=variant,
-        feather_mm=feather_mm,
-        force=force,
-        flush_seconds=flush_seconds,
-    )
+
+    cutoffs = parse_cutoffs(cutoffs_per_mm, source="--cutoffs-per-mm")
+    spacing = pixel_mm_option(pixel_mm)
+    with progress_callback("predict") as bar:
+        def progress(done: int, total: int) -> None:
+            if done and not started:
+                console.print(f"resuming: {done} of {total} exams already done")
+            started.append(True)
+            bar(done, total)
+
+        started: list[bool] = []
+        table = predict(
+            model,
+            exams,
+            observer_group,
+            out,
+            observer=observer,
+            cutoffs_per_mm=cutoffs,
+            rois=rois,
+            schemes=[s.strip() for s in schemes.split(",") if s.strip()],
+            batch_size=batch_size,
+            workers=workers,
+            cluster=cluster,
+            pixel_mm=spacing,
+            variant=variant,
+            feather_mm=feather_mm,
+            force=force,
+            progress=progress,
+            flush_seconds=flush_seconds,
+        )
     typer.echo(f"wrote {len(table)} observations to {out}")
 
 
@@ -82,10 +95,8 @@ def calibrate_command(
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUT and the figure.")] = False,
 ) -> None:
     """Dirichlet-calibrate network predictions: fit on validation, apply to test (METHOD §4)."""
-    import numpy as np
-
-    from perceptiongap.calibrate import calibrate_observations, labels_for, plot_reliability
-    from perceptiongap.study import check_observations_have_cases, read_cases, read_observations, write_table
+    from perceptiongap.calibrate import calibrate_observations, plot_reliability, reliability_panels
+    from perceptiongap.study import read_cases, read_observations, write_table
 
     if by not in ("observer", "observer_group"):
         raise InputError(f"{by!r} is not 'observer' or 'observer_group'", source="--by")
@@ -112,17 +123,7 @@ def calibrate_command(
     typer.echo(f"wrote {len(calibrated)} calibrated observations to {out}")
 
     if figure is not None:
-        test_cases = read_cases(cases)
-        check_observations_have_cases(test_table, test_cases, source=test)
-        machine = (test_table["observer_kind"] == "machine").to_numpy()
-        clean = machine & (test_table["severity_mm"] == 0).to_numpy() & (test_table["scheme"] == "entire").to_numpy()
-        rows = clean if clean.any() else machine
-        which = "unperturbed test images" if clean.any() else "all test predictions"
-        panels = []
-        for group in sorted(test_table.loc[rows, "observer_group"].unique()):
-            index = np.flatnonzero(rows & (test_table["observer_group"] == group).to_numpy())
-            y = labels_for(test_table.iloc[index], test_cases, str(cases))
-            panels.append((f"{group} ({which})", y, test_table["prediction"].to_numpy()[index],
-                           calibrated["prediction"].to_numpy()[index]))
+        panels = reliability_panels(test_table, calibrated, read_cases(cases), test_source=str(test),
+                                    cases_source=str(cases))
         for path in plot_reliability(panels, figure):
             typer.echo(f"wrote {path}")

@@ -14,6 +14,8 @@ import pandas as pd
 
 from perceptiongap.errors import InputError
 
+__all__ = ["ModelData", "build_model_data"]
+
 
 @dataclass(frozen=True)
 class ModelData:

@@ -27,6 +27,8 @@ from perceptiongap.model.data import ModelData
 from perceptiongap.model.hierarchical import LATENT_SITES, case_effects, severity_effects
 from perceptiongap.model.likelihood import log_likelihood
 
+__all__ = ["FlatModel", "device_data", "draws_to_sites", "flat_model", "flat_model_for"]
+
 
 @dataclass(frozen=True)
 class FlatModel:

@@ -11,6 +11,8 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
+__all__ = ["ESS_PER_CHAIN", "PARETO_K_LIMIT", "RHAT_LIMIT", "pareto_k_hat", "severity_effect_summary", "warnings_for"]
+
 RHAT_LIMIT = 1.01
 ESS_PER_CHAIN = 100
 PARETO_K_LIMIT = 0.7

@@ -22,6 +22,8 @@ import numpyro.distributions as dist
 
 from perceptiongap.model.likelihood import cell_logits, log_likelihood
 
+__all__ = ["LATENT_SITES", "case_effects", "perception_model", "severity_effects"]
+
 #: The latent variables, in the order they are drawn.
 LATENT_SITES = ("b", "mu", "delta", "nu")
 

@@ -22,6 +22,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+__all__ = ["cell_logits", "log_likelihood"]
+
 
 def cell_logits(case_bias, severity_effect, observer_effect, severity_index=None) -> jnp.ndarray:
     """logit (observer, slot, case) from case_bias (case,), severity_effect (severity, case),

@@ -16,6 +16,9 @@ The release called PyStan 2's ``vb`` with its defaults. Stan's procedure (Stan R
 Stan's own random numbers cannot be reproduced, so results match Stan's in distribution over
 seeds, not draw for draw. One deviation, for robustness: a non-finite gradient is replaced by zero
 in the main loop too (Stan does this during adaptation only and aborts otherwise).
+
+:func:`stan_meanfield_advi` runs the procedure on any log density of a flat vector;
+:func:`fit_stan_advi` runs it on one observer group's model and returns the ArviZ posterior.
 """
 
 from __future__ import annotations
@@ -26,14 +29,22 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import arviz as az
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from perceptiongap.model.data import ModelData
+from perceptiongap.model.density import device_data, flat_model_for
+from perceptiongap.model.keys import fit_key
+from perceptiongap.model.meanfield import MeanFieldResult, estimate_elbo, gaussian_draws, mean_field_posterior
 
-@dataclass(frozen=True)
+__all__ = ["ADVIError", "ADVIResult", "StanADVISettings", "adapt_eta", "fit_stan_advi", "stan_meanfield_advi"]
+
+
+@dataclass(frozen=True, kw_only=True)
 class StanADVISettings:
-    """Stan 2's ``vb`` defaults, as the release used them."""
+    """Stan 2's ``vb`` defaults, as the release used them (see the module docstring)."""
 
     max_iterations: int = 10_000
     eval_elbo: int = 100
@@ -50,36 +61,17 @@ class StanADVISettings:
         return int(max(0.1 * self.max_iterations / self.eval_elbo, 2.0))
 
 
-@dataclass
-class ADVIResult:
-    """A fitted mean-field approximation: ``mean`` and ``log_sd`` (omega) of shape (dim,)."""
+@dataclass(frozen=True, kw_only=True)
+class ADVIResult(MeanFieldResult):
+    """A Stan ADVI fit: the approximation, the step size ``eta`` chosen, and the final ELBO of
+    each step size tried during adaptation."""
 
-    mean: np.ndarray
-    log_sd: np.ndarray
-    draws: np.ndarray  # (output_samples, dim)
     eta: float
-    iterations: int
-    converged: bool
-    elbo_iteration: np.ndarray  # iterations at which the ELBO was evaluated
-    elbo: np.ndarray
     adaptation_elbo: dict[float, float] = field(default_factory=dict)
 
 
 class ADVIError(RuntimeError):
     """All step sizes failed during adaptation (Stan's "All proposed step-sizes failed")."""
-
-
-def _entropy(log_sd: jnp.ndarray) -> jnp.ndarray:
-    return 0.5 * log_sd.shape[0] * (1.0 + jnp.log(2.0 * jnp.pi)) + jnp.sum(log_sd)
-
-
-@functools.partial(jax.jit, static_argnames=("log_density", "n_draws"))
-def estimate_elbo(log_density: Callable, mean, log_sd, key, data, n_draws: int):
-    """Monte Carlo ELBO: mean log density over ``n_draws`` draws plus the Gaussian entropy."""
-    eps = jax.random.normal(key, (n_draws, mean.shape[0]), dtype=mean.dtype)
-    values = jax.vmap(lambda z: log_density(z, data))(mean + jnp.exp(log_sd) * eps)
-    elbo = jnp.mean(values) + _entropy(log_sd)
-    return jnp.where(jnp.isfinite(elbo), elbo, -jnp.inf)
 
 
 @functools.partial(jax.jit, static_argnames=("log_density", "grad_samples", "elbo_samples"))
@@ -199,8 +191,7 @@ def stan_meanfield_advi(
             break
 
     mean, log_sd = state[0], state[1]
-    eps = jax.random.normal(key_draws, (settings.output_samples, dim), dtype=mean.dtype)
-    draws = mean + jnp.exp(log_sd) * eps
+    draws = gaussian_draws(mean, log_sd, key_draws, settings.output_samples)
     return ADVIResult(
         mean=np.asarray(mean),
         log_sd=np.asarray(log_sd),
@@ -211,4 +202,31 @@ def stan_meanfield_advi(
         elbo_iteration=np.asarray(elbo_iteration),
         elbo=np.asarray(elbo_trace),
         adaptation_elbo=tried,
+    )
+
+
+def fit_stan_advi(
+    data: ModelData,
+    seed: int | None = None,
+    settings: StanADVISettings | None = None,
+    *,
+    key: jax.Array | None = None,
+) -> az.InferenceData:
+    """Stan's mean-field ADVI as the release ran it (early stop included) on one observer group.
+
+    Give ``seed`` (an int) or ``key`` (a JAX PRNG key; see :mod:`perceptiongap.model.keys`).
+    Raises :class:`ADVIError` when every step size fails. The posterior's attributes hold the
+    chosen ``eta``, ``iterations``, ``converged`` (1 when Stan's rule stopped it), the ELBO trace
+    (``elbo_iteration``, ``elbo``) and ``pareto_k``.
+    """
+    settings = StanADVISettings() if settings is None else settings
+    key, seed, key_attrs = fit_key(seed, key)
+    model = flat_model_for(data)
+    arrays = device_data(data)
+    result = stan_meanfield_advi(model.log_density, model.dim, arrays, key, settings)
+    return mean_field_posterior(
+        data, model, arrays, result, inference="stan-advi", seed=seed,
+        attrs={"eta": result.eta, "iterations": result.iterations, "converged": int(result.converged),
+               "elbo_iteration": result.elbo_iteration, "elbo": result.elbo,
+               "tol_rel_obj": settings.tol_rel_obj, "max_iterations": settings.max_iterations, **key_attrs},
     )

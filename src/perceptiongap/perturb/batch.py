@@ -27,8 +27,8 @@ import pandas as pd
 
 from perceptiongap.errors import InputError
 from perceptiongap.files import atomic_write_bytes
-from perceptiongap.perturb.compose import COMPOSITE_VIEWS, compose
-from perceptiongap.perturb.filters import VARIANTS, lowpass, pixel_size_mm
+from perceptiongap.perturb.compose import COMPOSITE_VIEWS, compose, facing
+from perceptiongap.perturb.filters import VARIANTS, pixel_size_mm
 from perceptiongap.perturb.images import (
     Mammogram,
     dicom_bytes,
@@ -36,12 +36,12 @@ from perceptiongap.perturb.images import (
     is_dicom,
     is_image_file,
     png_bytes,
-    read_image,
     sha256_hex,
 )
 from perceptiongap.perturb.manifest import MANIFEST_NAME, Manifest
-from perceptiongap.perturb.roi import RoiBox, annotators_by_exam, blend, group_rois, scheme_weight
-from perceptiongap.vocabulary import PAPER_CUTOFFS_PER_MM, SCHEMES, severity_mm
+from perceptiongap.perturb.perturbation import ENTIRE, Region, perturb_image
+from perceptiongap.perturb.roi import RoiBox, annotators_by_exam, group_rois
+from perceptiongap.vocabulary import DEFAULT_CUTOFFS_PER_MM, SCHEMES, severity_mm, validate_cutoffs
 
 #: Manifest columns of ``perturb_files``.
 PERTURB_COLUMNS: tuple[str, ...] = (
@@ -126,9 +126,7 @@ def _boxes_text(boxes: Sequence[RoiBox]) -> str:
 class _Planned:
     request: dict[str, str]
     cutoff: float
-    scheme: str
-    annotator: str
-    boxes: tuple[RoiBox, ...]
+    region: Region
 
 
 def _exam_and_view(image: InputImage, *, purpose: str = "") -> tuple[str, str]:
@@ -143,17 +141,20 @@ def _exam_and_view(image: InputImage, *, purpose: str = "") -> tuple[str, str]:
     return exam, view
 
 
-def _check_common(variant: str, cutoffs: Sequence[float], pixel_mm) -> tuple[float, ...]:
+def _check_common(variant: str, cutoffs_per_mm: Sequence[float], pixel_mm) -> tuple[float, ...]:
+    """The settings both commands share; returns the cut-offs by the one rule, unperturbed first."""
     if variant not in VARIANTS:
-        raise InputError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+        raise InputError(f"{variant!r} is not one of {', '.join(VARIANTS)}", source="variant")
     if pixel_mm is not None:
-        pixel_size_mm(pixel_mm)
-    values = tuple(float(c) for c in np.atleast_1d(np.asarray(cutoffs, dtype=float)))
-    if not values or any(math.isnan(c) or c <= 0 for c in values):
-        raise InputError(f"cut-offs must be positive numbers of cycles/mm (inf = unperturbed), got {list(cutoffs)}")
-    if len(set(values)) != len(values):
-        raise InputError(f"cut-offs repeat: {list(cutoffs)}")
-    return values
+        try:
+            pixel_size_mm(pixel_mm)
+        except InputError as error:
+            raise InputError(str(error), source="pixel_mm") from None
+    given = np.atleast_1d(np.asarray(cutoffs_per_mm, dtype=object)).tolist()  # a single number is a list of one
+    cutoffs = validate_cutoffs(given, source="cutoffs_per_mm")
+    if not cutoffs:
+        raise InputError("no cut-offs given", source="cutoffs_per_mm")
+    return cutoffs
 
 
 def _run(
@@ -197,7 +198,7 @@ def perturb_files(
     inputs: Sequence[str | Path],
     out_dir: str | Path,
     *,
-    cutoffs_per_mm: Sequence[float] = PAPER_CUTOFFS_PER_MM,
+    cutoffs_per_mm: Sequence[float] = DEFAULT_CUTOFFS_PER_MM,
     variant: str = "physical",
     pixel_mm: float | Sequence[float] | None = None,
     rois: Sequence[RoiBox] | None = None,
@@ -210,25 +211,29 @@ def perturb_files(
 ) -> pd.DataFrame:
     """Low-pass filter every input image at every cut-off; returns the manifest (strings).
 
-    ``pixel_mm`` is used for files that carry no spacing (PNG). ``rois`` and a ROI ``scheme``
-    give one version per annotator who drew on the image's exam; images of exams without ROIs
-    are skipped. ``force`` rewrites outputs that an earlier run made from a different request.
+    ``cutoffs_per_mm`` follow :func:`perceptiongap.vocabulary.validate_cutoffs` (default: the
+    unperturbed image and the paper's eight cut-offs). ``pixel_mm`` is used for files that carry
+    no spacing (PNG). ``rois`` and a ROI ``scheme`` give one version per annotator who drew on the
+    image's exam; images of exams without ROIs are skipped. ``force`` rewrites outputs that an
+    earlier run made from a different request. ``progress(done, total)`` is called in units of
+    input images. Each image goes through :func:`perceptiongap.perturb.perturb_image`.
     """
     cutoffs = _check_common(variant, cutoffs_per_mm, pixel_mm)
     if scheme not in SCHEMES:
-        raise InputError(f"scheme must be one of {', '.join(SCHEMES)}, got {scheme!r}")
+        raise InputError(f"{scheme!r} is not one of {', '.join(SCHEMES)}", source="scheme")
     if (scheme == "entire") != (rois is None):
-        raise InputError("ROI schemes need ROIs (--rois), and ROIs need a ROI scheme (--scheme)")
+        raise InputError("ROI schemes need ROI boxes (rois), and ROI boxes need a ROI scheme (scheme)", source="rois")
     if file_format not in ("png", "dicom"):
-        raise InputError(f"format must be png or dicom, got {file_format!r}")
+        raise InputError(f"{file_format!r} is not png or dicom", source="file_format")
     if not math.isfinite(feather_mm) or feather_mm < 0:
-        raise InputError(f"feather must be a non-negative number of mm, got {feather_mm!r}")
+        raise InputError(f"{feather_mm!r} is not a non-negative number of mm", source="feather_mm")
     out_dir = Path(out_dir)
     images = find_images(inputs, exclude=out_dir)
     if file_format == "dicom":
         for image in images:
             if not is_dicom(image.path):
-                raise InputError("is not DICOM, so it cannot be written as DICOM; use --format png", source=image.path)
+                raise InputError("is not DICOM, so it cannot be written as DICOM; write PNG (file_format 'png')",
+                                 source=image.path)
     pixel_text = "" if pixel_mm is None else "x".join(f"{v:g}" for v in pixel_size_mm(pixel_mm))
     settings = _settings(variant=variant, feather_mm=f"{feather_mm:g}", pixel_mm=pixel_text, format=file_format)
     suffix = ".png" if file_format == "png" else ".dcm"
@@ -260,7 +265,8 @@ def perturb_files(
                     "rois": _boxes_text(boxes),
                     "settings": settings,
                 }
-                planned.append(_Planned(request, cutoff, scheme, annotator, tuple(boxes)))
+                region = ENTIRE if scheme == "entire" else Region(scheme, annotator, tuple(boxes))
+                planned.append(_Planned(request, cutoff, region))
         plans.append((image, planned))
     if skipped:
         warnings.warn(f"{skipped} image(s) skipped: their exams have no ROIs in the ROI file", stacklevel=2)
@@ -286,10 +292,11 @@ def perturb_files(
     return manifest.table()
 
 
-def _derivation(variant: str, cutoff: float, scheme: str, annotator: str, feather_mm: float) -> str:
+def _derivation(variant: str, cutoff: float, region: Region, feather_mm: float) -> str:
     what = "unperturbed" if math.isinf(cutoff) else (
         f"Gaussian low-pass filter, cut-off {cutoff:g} cycles/mm (severity {severity_mm(cutoff):g} mm)"
     )
+    scheme, annotator = region.scheme, region.annotator
     where = scheme if not annotator else f"{scheme} of annotator {annotator}'s ROIs"
     feather = f", feather {feather_mm:g} mm" if feather_mm and scheme != "entire" else ""
     return f"perceptiongap {variant} variant: {what}, scheme {where}{feather}"
@@ -304,30 +311,22 @@ def _perturb_one(
     feather_mm: float,
     file_format: str,
 ) -> list[dict[str, str]]:
-    mammogram = read_image(image.path, pixel_mm)
-    cutoffs = sorted({plan.cutoff for plan in plans})
-    try:
-        filtered = lowpass(mammogram.pixels, mammogram.pixel_mm, cutoffs, variant=variant)
-    except InputError as error:
-        raise InputError(str(error), source=image.path) from None
-    layer = {cutoff: index for index, cutoff in enumerate(cutoffs)}
-    weights: dict[str, np.ndarray] = {}
+    perturbed = perturb_image(
+        image.path,
+        list(dict.fromkeys(plan.cutoff for plan in plans)),
+        pixel_mm=pixel_mm,
+        variant=variant,
+        regions=list(dict.fromkeys(plan.region for plan in plans)),
+        feather_mm=feather_mm,
+    )
+    mammogram = perturbed.original
     rows = []
-    for plan in plans:
-        pixels = filtered[layer[plan.cutoff]]
-        if plan.scheme != "entire":
-            if plan.annotator not in weights:
-                try:
-                    weights[plan.annotator] = scheme_weight(
-                        pixels.shape, plan.boxes, plan.scheme, mammogram.pixel_mm, feather_mm
-                    )
-                except InputError as error:
-                    raise InputError(str(error), source=image.path) from None
-            pixels = blend(mammogram.pixels, pixels, weights[plan.annotator])
+    for plan in plans:  # region by region, as planned
+        pixels = perturbed.pixels(plan.cutoff, plan.region)
         if file_format == "png":
             data = png_bytes(pixels, mammogram.pixel_mm, source=image.path)
         else:
-            description = _derivation(variant, plan.cutoff, plan.scheme, plan.annotator, feather_mm)
+            description = _derivation(variant, plan.cutoff, plan.region, feather_mm)
             data = dicom_bytes(mammogram, pixels, description, bits_stored=12 if variant == "release" else None)
         atomic_write_bytes(out_dir / plan.request["output"], data)
         rows.append(
@@ -376,17 +375,21 @@ def compose_files(
     inputs: Sequence[str | Path],
     out_dir: str | Path,
     *,
-    cutoffs_per_mm: Sequence[float] = (math.inf, *PAPER_CUTOFFS_PER_MM),
+    cutoffs_per_mm: Sequence[float] = DEFAULT_CUTOFFS_PER_MM,
     variant: str = "physical",
     pixel_mm: float | Sequence[float] | None = None,
     gap_px: int = 0,
     force: bool = False,
     progress: Progress | None = None,
 ) -> pd.DataFrame:
-    """Write every exam's reading composite at every cut-off; returns the manifest (strings)."""
+    """Write every exam's reading composite at every cut-off; returns the manifest (strings).
+
+    Cut-offs as for :func:`perturb_files`; each view goes through
+    :func:`perceptiongap.perturb.perturb_image`. ``progress(done, total)`` counts exams.
+    """
     cutoffs = _check_common(variant, cutoffs_per_mm, pixel_mm)
     if gap_px < 0:
-        raise InputError(f"gap must be a non-negative number of pixels, got {gap_px}")
+        raise InputError(f"{gap_px} is not a non-negative number of pixels", source="gap_px")
     out_dir = Path(out_dir)
     exams = group_exams(find_images(inputs, exclude=out_dir))
     pixel_text = "" if pixel_mm is None else "x".join(f"{v:g}" for v in pixel_size_mm(pixel_mm))
@@ -424,21 +427,17 @@ def _compose_one(
     gap_px: int,
 ) -> list[dict[str, str]]:
     cutoffs = [cutoff for cutoff, _ in todo]
-    read: dict[str, Mammogram] = {view: read_image(image.path, pixel_mm) for view, image in views.items()}
-    filtered = {}
-    for view, mammogram in read.items():
-        try:
-            filtered[view] = lowpass(mammogram.pixels, mammogram.pixel_mm, cutoffs, variant=variant)
-        except InputError as error:
-            raise InputError(str(error), source=mammogram.source) from None
+    perturbed = {view: perturb_image(image.path, cutoffs, pixel_mm=pixel_mm, variant=variant)
+                 for view, image in views.items()}
+    read: dict[str, Mammogram] = {view: image.original for view, image in perturbed.items()}
     orientations = {view: mammogram.patient_orientation for view, mammogram in read.items()}
     spacings = {mammogram.pixel_mm for mammogram in read.values()}
     spacing = next(iter(spacings)) if len(spacings) == 1 else None
     rows = []
-    for index, (cutoff, request) in enumerate(todo):
+    for cutoff, request in todo:
         # Orientation is decided on the unperturbed pixels, so every severity is laid out alike.
         picture = compose(
-            {view: filtered[view][index] for view in read},
+            {view: perturbed[view].pixels(cutoff) for view in read},
             {view: orientations[view] or _facing_hint(read[view]) for view in read},
             gap_px=gap_px,
         )
@@ -452,8 +451,6 @@ def _compose_one(
 
 def _facing_hint(mammogram: Mammogram) -> tuple[str, str]:
     """A PatientOrientation-like hint from the unperturbed pixels (``A`` = faces right)."""
-    from perceptiongap.perturb.compose import facing
-
     return ("A" if facing(mammogram.pixels) == "right" else "P", "")
 
 

@@ -34,6 +34,8 @@ import numpy as np
 
 from perceptiongap.errors import InputError
 
+__all__ = ["COMPOSITE_VIEWS", "Facing", "compose", "facing", "orient"]
+
 Facing = Literal["left", "right"]
 COMPOSITE_VIEWS: tuple[str, ...] = ("R-CC", "L-CC", "R-MLO", "L-MLO")
 

@@ -29,6 +29,8 @@ import scipy.fft
 from perceptiongap.errors import InputError
 from perceptiongap.vocabulary import PAPER_CUTOFFS_PER_MM
 
+__all__ = ["RELEASE_FULL_SCALE", "VARIANTS", "Variant", "lowpass", "parse_pixel_mm", "pixel_size_mm"]
+
 Variant = Literal["physical", "release"]
 VARIANTS: tuple[str, ...] = ("physical", "release")
 
@@ -45,6 +47,20 @@ def pixel_size_mm(pixel_mm: float | Sequence[float]) -> tuple[float, float]:
         raise InputError(f"pixel size must be positive and finite, got {pixel_mm!r} mm")
     row_mm, col_mm = (values[0], values[0]) if values.size == 1 else values
     return float(row_mm), float(col_mm)
+
+
+def parse_pixel_mm(text: str, *, source: str = "pixel_mm") -> float | tuple[float, float]:
+    """A pixel size in mm from text: ``0.07`` (square) -> 0.07, ``0.07x0.065`` (row x column) -> (0.07, 0.065).
+
+    Refuses anything else, or a size that is not positive and finite, with an InputError naming ``source``.
+    """
+    try:
+        values = tuple(float(part) for part in str(text).lower().split("x"))
+    except ValueError:
+        values = ()
+    if len(values) not in (1, 2) or not all(np.isfinite(v) and v > 0 for v in values):
+        raise InputError(f"{text!r} is not a pixel size in mm like 0.07 or 0.07x0.065", source=source)
+    return values[0] if len(values) == 1 else (values[0], values[1])
 
 
 def _as_cutoffs(cutoffs_per_mm: float | Sequence[float]) -> np.ndarray:

@@ -32,6 +32,22 @@ from perceptiongap.errors import InputError
 from perceptiongap.files import atomic_write_bytes
 from perceptiongap.perturb.filters import pixel_size_mm
 
+__all__ = [
+    "DICOM_SUFFIXES",
+    "PNG_SUFFIXES",
+    "Mammogram",
+    "dicom_bytes",
+    "identify",
+    "is_dicom",
+    "is_image_file",
+    "png_bytes",
+    "read_image",
+    "sha256_hex",
+    "view_from_name",
+    "write_dicom",
+    "write_png",
+]
+
 #: File suffixes read as DICOM; any other file whose bytes 128-131 are ``DICM`` is DICOM too.
 DICOM_SUFFIXES = (".dcm", ".dicom")
 PNG_SUFFIXES = (".png",)
@@ -110,7 +126,7 @@ def read_image(path: str | Path, pixel_mm: float | Sequence[float] | None = None
 
 def _spacing_or_refuse(pixel_mm: float | Sequence[float] | None, path: Path, what: str) -> tuple[float, float]:
     if pixel_mm is None:
-        raise InputError(f"{what}; give the pixel size in mm (--pixel-mm)", source=path)
+        raise InputError(f"{what}; give the pixel size in mm (pixel_mm)", source=path)
     try:
         return pixel_size_mm(pixel_mm)
     except InputError as error:
@@ -285,7 +301,8 @@ def png_bytes(pixels: np.ndarray, pixel_mm: Sequence[float] | None = None, *, so
     if pixels.dtype not in (np.uint8, np.uint16):
         if not np.issubdtype(pixels.dtype, np.integer) or pixels.min() < 0 or pixels.max() > 65535:
             raise InputError(
-                f"{pixels.dtype} pixels in this range cannot be stored in a PNG; use --format dicom", source=source
+                f"{pixels.dtype} pixels in this range cannot be stored in a PNG; write DICOM (file_format 'dicom')",
+                source=source,
             )
         pixels = pixels.astype(np.uint16)
     options = {}
@@ -312,7 +329,8 @@ def dicom_bytes(original: Mammogram, pixels: np.ndarray, derivation: str, *, bit
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
     if original.dataset is None:
-        raise InputError("cannot write DICOM: the input was not a DICOM file; use --format png", source=original.source)
+        raise InputError("cannot write DICOM: the input was not a DICOM file; write PNG (file_format 'png')",
+                         source=original.source)
     pixels = np.asarray(pixels)
     if pixels.shape != original.pixels.shape:
         raise ValueError(f"pixels {pixels.shape} do not match the original {original.pixels.shape}")

@@ -18,6 +18,8 @@ import pandas as pd
 from perceptiongap.errors import InputError
 from perceptiongap.files import atomic_write_text, sha256_file
 
+__all__ = ["MANIFEST_NAME", "Manifest"]
+
 MANIFEST_NAME = "manifest.csv"
 
 
@@ -73,7 +75,7 @@ class Manifest:
         row = self.rows[request["output"]]
         changed = [c for c in self.request_columns if row[c] != request[c]]
         detail = "; ".join(f"{c} was {row[c]!r}, now {request[c]!r}" for c in changed)
-        return f"{request['output']} was made from a different request ({detail}); use another --out or --force"
+        return f"{request['output']} was made from a different request ({detail}); write to another folder or set force"
 
     def add(self, rows: Iterable[Mapping[str, str]]) -> None:
         for row in rows:

@@ -14,7 +14,10 @@ import numpy as np
 
 from perceptiongap.files import atomic_write_bytes
 from perceptiongap.perturb.filters import lowpass, pixel_size_mm
+from perceptiongap.perturb.images import read_image
 from perceptiongap.vocabulary import PAPER_CUTOFFS_PER_MM, severity_mm
+
+__all__ = ["default_crop_center", "preview_figure", "write_input_preview", "write_preview"]
 
 #: Rows of the downsampled whole views in the figure (full resolution only for the crops).
 _DISPLAY_ROWS = 600
@@ -109,3 +112,28 @@ def write_preview(path: str | Path, image: np.ndarray, pixel_mm: float | Sequenc
         atomic_write_bytes(target, buffer.getvalue())
         written.append(target)
     return written
+
+
+def write_input_preview(
+    inputs: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    cutoffs_per_mm: Sequence[float] = PAPER_CUTOFFS_PER_MM,
+    variant: str = "physical",
+    pixel_mm: float | Sequence[float] | None = None,
+) -> list[Path]:
+    """The preview of the first image of ``inputs`` (as :func:`~perceptiongap.perturb.perturb_files`
+    finds them) at its finite cut-offs, written as ``out_dir/preview.png`` and ``.svg``."""
+    from perceptiongap.perturb.batch import find_images
+
+    out_dir = Path(out_dir)
+    first = find_images(inputs, exclude=out_dir)[0]
+    image = read_image(first.path, pixel_mm)
+    return write_preview(
+        out_dir / "preview",
+        image.pixels,
+        image.pixel_mm,
+        cutoffs_per_mm=[c for c in cutoffs_per_mm if np.isfinite(c)],
+        variant=variant,
+        title=f"{first.path.name}: {variant} variant",
+    )

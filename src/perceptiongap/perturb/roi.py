@@ -27,6 +27,18 @@ import pandas as pd
 from perceptiongap.errors import InputError
 from perceptiongap.vocabulary import SCHEMES, VIEWS
 
+__all__ = [
+    "ROI_COLUMNS",
+    "RoiBox",
+    "annotators_by_exam",
+    "blend",
+    "check_box",
+    "group_rois",
+    "read_rois",
+    "roi_mask",
+    "scheme_weight",
+]
+
 ROI_COLUMNS: tuple[str, ...] = ("exam", "view", "annotator", "x0", "y0", "x1", "y1")
 
 

@@ -2,15 +2,14 @@
 
 A *job* is one exam under one perturbation scheme (and, for the ROI schemes, one annotator's
 boxes), predicted at every severity. Jobs of the same exam are grouped into one *task*, the unit
-sent to a worker: the task reads the exam's four views once, low-pass filters each view once for
-all cut-offs (one forward FFT), composites the ROI schemes from those filtered stacks, and feeds
-the perturbed exams to the network in batches. Only one task's filtered stacks and one batch of
-perturbed exams are in memory at a time.
+sent to a worker: the task perturbs each of the exam's four views with
+:func:`perceptiongap.perturb.perturb_image` (read once, low-pass filtered once for all cut-offs,
+one region per job), and feeds the perturbed exams to the network in batches. Only one task's
+filtered stacks and one batch of perturbed exams are in memory at a time.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +19,23 @@ import pandas as pd
 
 from perceptiongap import perturb
 from perceptiongap.errors import InputError
+from perceptiongap.perturb.filters import parse_pixel_mm
 from perceptiongap.predict.plugin import VIEWS, Exam, PixelMM, call_model, load_model
 from perceptiongap.vocabulary import SCHEMES, severity_mm
+
+__all__ = [
+    "TASK_COLUMNS",
+    "ExamImages",
+    "Job",
+    "Task",
+    "cached_model",
+    "make_jobs",
+    "make_tasks",
+    "perturbed_exams",
+    "read_boxes",
+    "read_exams",
+    "run_task",
+]
 
 #: Columns of the rows a task returns (the per-prediction part of an Observations row).
 TASK_COLUMNS = ("exam", "breast", "severity_mm", "scheme", "annotator", "prediction")
@@ -107,8 +121,9 @@ def read_exams(path: str | Path, pixel_mm: float | tuple[float, float] | None = 
     for row, text in enumerate(column):
         try:
             spacings.append(parse_pixel_mm(text) if text else pixel_mm)
-        except ValueError as error:
-            raise InputError(f"column 'pixel_mm', row {row + 1}: {error}", source=path) from None
+        except InputError as error:
+            raise InputError(f"column 'pixel_mm', row {row + 1}: {str(error).removeprefix('pixel_mm: ')}",
+                             source=path) from None
 
     resolved = []
     for row, (text, spacing) in enumerate(zip(table["path"], spacings)):
@@ -117,7 +132,7 @@ def read_exams(path: str | Path, pixel_mm: float | tuple[float, float] | None = 
             raise InputError(f"column 'path', row {row + 1}: no such file {str(image_path)!r}", source=path)
         if spacing is None and not perturb.images.is_dicom(image_path):
             raise InputError(
-                f"row {row + 1}: {image_path.name} has no pixel spacing; add a 'pixel_mm' column or pass --pixel-mm",
+                f"row {row + 1}: {image_path.name} has no pixel spacing; add a 'pixel_mm' column or give pixel_mm",
                 source=path,
             )
         resolved.append(str(image_path))
@@ -139,17 +154,6 @@ def read_exams(path: str | Path, pixel_mm: float | tuple[float, float] | None = 
     return exams
 
 
-def parse_pixel_mm(text: str) -> PixelMM:
-    """A pixel size in mm: ``0.07`` (square) or ``0.07x0.065`` (row x column); ValueError if not."""
-    try:
-        values = tuple(float(part) for part in str(text).lower().split("x"))
-    except ValueError:
-        values = ()
-    if len(values) not in (1, 2) or not all(math.isfinite(v) and v > 0 for v in values):
-        raise ValueError(f"{text!r} is not a pixel size in mm like 0.07 or 0.07x0.065")
-    return values[0] if len(values) == 1 else (values[0], values[1])
-
-
 def read_boxes(path: str | Path) -> dict[str, dict[tuple[str, str], tuple[perturb.RoiBox, ...]]]:
     """ROI boxes (CSV or JSON, see :func:`perceptiongap.perturb.read_rois`) by exam, then by
     (annotator, view)."""
@@ -163,18 +167,19 @@ def make_jobs(
     exams: Sequence[ExamImages],
     schemes: Sequence[str],
     boxes: Mapping[str, Mapping[tuple[str, str], tuple[perturb.RoiBox, ...]]] | None = None,
-    source: str = "--rois",
+    source: str = "rois",
 ) -> list[Job]:
     """Every job of a run, in a fixed order: exams as given; per exam the schemes in ``SCHEMES``
     order; for the ROI schemes, one job per annotator who drew boxes on that exam (sorted)."""
     unknown = [s for s in schemes if s not in SCHEMES]
     if unknown:
         raise InputError(
-            f"unknown scheme(s) {', '.join(unknown)}; choose from {', '.join(SCHEMES)}", source="--schemes"
+            f"unknown scheme(s) {', '.join(unknown)}; choose from {', '.join(SCHEMES)}", source="schemes"
         )
     roi_schemes = [s for s in SCHEMES if s in schemes and s != "entire"]
     if roi_schemes and boxes is None:
-        raise InputError(f"scheme(s) {', '.join(roi_schemes)} need ROI boxes: pass --rois FILE", source="--schemes")
+        raise InputError(f"scheme(s) {', '.join(roi_schemes)} need ROI boxes: give a ROI file (rois)",
+                         source="schemes")
     boxes = boxes or {}
     if roi_schemes and not any(exam.exam in boxes for exam in exams):
         raise InputError("no ROI box belongs to an exam of the exams file", source=source)
@@ -224,61 +229,34 @@ def _describe(job: Job, cutoff: float) -> str:
     return f"exam {job.exam!r} at {severity_mm(cutoff)} mm ({where})"
 
 
-def read_views(images: ExamImages) -> dict[str, tuple[np.ndarray, tuple[float, float]]]:
-    """The four views of an exam as stored (their own dtype) with their pixel size (row, column) in mm."""
-    views = {}
-    for view, path, pixel_mm in zip(VIEWS, images.paths, images.pixel_mm):
-        image = perturb.read_image(path, pixel_mm)
-        views[view] = (image.pixels, image.pixel_mm)
-    return views
-
-
-def filter_views(
-    views: Mapping[str, tuple[np.ndarray, PixelMM]],
-    cutoffs_per_mm: Sequence[float],
-    variant: str = "physical",
-    sources: Mapping[str, str] | None = None,
-    fft_workers: int = -1,
-) -> dict[str, np.ndarray]:
-    """Each view low-pass filtered at every cut-off (``inf`` = unperturbed), one forward FFT per
-    view: view -> array (len(cutoffs), H, W) in the dtype :func:`perceptiongap.perturb.lowpass`
-    gives. A cut-off an image cannot represent raises InputError naming ``sources[view]``."""
-    stacks = {}
-    for view, (image, pixel_mm) in views.items():
-        try:
-            stacks[view] = perturb.lowpass(image, pixel_mm, list(cutoffs_per_mm), variant=variant,
-                                            workers=fft_workers)
-        except InputError as error:
-            source = (sources or {}).get(view, view)
-            raise InputError(str(error), source=source) from None
-    return stacks
+def _region(task: Task, job: Job, view: str) -> perturb.Region:
+    if job.scheme == "entire":
+        return perturb.ENTIRE
+    return perturb.Region(job.scheme, job.annotator, task.boxes.get((job.annotator, view), ()))
 
 
 def perturbed_exams(task: Task) -> Iterator[tuple[Job, float, Exam]]:
     """Yield ``(job, cutoff, exam)`` for every job of the task and every cut-off (inf = unperturbed).
 
-    Each view is read once and filtered once for all cut-offs; the ROI schemes blend the filtered
-    and the original pixels with :func:`perceptiongap.perturb.scheme_weight` (filtered inside the
-    union of the annotator's boxes for ``roi_interior``, outside for ``roi_exterior``), exactly as
-    ``perceptiongap perturb`` does, so a network sees what the written images would show.
+    Each view goes through :func:`perceptiongap.perturb.perturb_image` once, with one region per
+    job, so the network sees exactly what ``perceptiongap perturb`` writes for the same settings:
+    the same pixels, as float32.
     """
-    views = read_views(task.images)
-    stacks = filter_views(views, task.cutoffs_per_mm, task.variant, dict(zip(VIEWS, task.images.paths)),
-                          fft_workers=task.fft_workers)
+    views = {
+        view: perturb.perturb_image(
+            path, task.cutoffs_per_mm, pixel_mm=pixel_mm, variant=task.variant,
+            regions=[_region(task, job, view) for job in task.jobs], feather_mm=task.feather_mm,
+            fft_workers=task.fft_workers,
+        )
+        for view, path, pixel_mm in zip(VIEWS, task.images.paths, task.images.pixel_mm)
+    }
+    versions = {view: iter(image) for view, image in views.items()}  # job by job, cut-off by cut-off
     for job in task.jobs:
-        weights = {}
-        if job.scheme != "entire":
-            for view, (image, pixel_mm) in views.items():
-                weights[view] = perturb.scheme_weight(
-                    image.shape, task.boxes.get((job.annotator, view), ()), job.scheme, pixel_mm, task.feather_mm
-                )
-        for index, cutoff in enumerate(task.cutoffs_per_mm):
+        for cutoff in task.cutoffs_per_mm:
             exam = {}
-            for view, (image, pixel_mm) in views.items():
-                perturbed = stacks[view][index]
-                if job.scheme != "entire" and math.isfinite(cutoff):
-                    perturbed = perturb.blend(image, perturbed, weights[view])
-                exam[view] = (perturbed.astype(np.float32), pixel_mm)
+            for view, image in views.items():
+                _, _, pixels = next(versions[view])
+                exam[view] = (pixels.astype(np.float32), image.original.pixel_mm)
             yield job, cutoff, exam
 
 

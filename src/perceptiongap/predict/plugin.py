@@ -19,9 +19,9 @@ from typing import Protocol
 import numpy as np
 
 from perceptiongap.errors import InputError
+from perceptiongap.vocabulary import VIEWS  # the order in which images are handed to a network
 
-#: The four views of a screening exam, in the order images are handed to a network.
-VIEWS: tuple[str, ...] = ("L-CC", "L-MLO", "R-CC", "R-MLO")
+__all__ = ["VIEWS", "Exam", "Model", "PixelMM", "call_model", "check_predictions", "load_model"]
 
 PixelMM = float | tuple[float, float]
 #: One exam as a network sees it: view -> (float32 image of shape (H, W), (row, column) pixel size in mm).
@@ -36,28 +36,30 @@ class Model(Protocol):
 
 def load_model(spec: str) -> Model:
     """Import the network named ``package.module:attribute`` (a class is instantiated, no arguments)."""
-    source = f"--model {spec}"
+    source = "model"
     module_name, colon, attribute = spec.partition(":")
     if not colon or not module_name or not attribute:
-        raise InputError("expected 'package.module:function' or 'package.module:Class'", source=source)
+        raise InputError(f"{spec!r}: expected 'package.module:function' or 'package.module:Class'", source=source)
     try:
         target: object = importlib.import_module(module_name)
     except ImportError as error:
-        raise InputError(f"cannot import module {module_name!r}: {error}", source=source) from error
+        raise InputError(f"{spec!r}: cannot import module {module_name!r}: {error}", source=source) from error
     for part in attribute.split("."):
         try:
             target = getattr(target, part)
         except AttributeError:
-            raise InputError(f"module {module_name!r} has no attribute {attribute!r}", source=source) from None
+            raise InputError(f"{spec!r}: module {module_name!r} has no attribute {attribute!r}",
+                             source=source) from None
     if inspect.isclass(target):
         try:
             target = target()
         except Exception as error:
             raise InputError(
-                f"cannot instantiate {attribute} with no arguments: {type(error).__name__}: {error}", source=source
+                f"{spec!r}: cannot instantiate {attribute} with no arguments: {type(error).__name__}: {error}",
+                source=source,
             ) from error
     if not callable(target):
-        raise InputError(f"{attribute!r} is not callable", source=source)
+        raise InputError(f"{spec!r}: {attribute!r} is not callable", source=source)
     return target  # type: ignore[return-value]
 
 

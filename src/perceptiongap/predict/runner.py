@@ -31,9 +31,23 @@ from perceptiongap.predict.jobs import (
 )
 from perceptiongap.predict.plugin import load_model
 from perceptiongap.predict.store import ObservationStore
-from perceptiongap.vocabulary import PAPER_CUTOFFS_PER_MM, severity_mm
+from perceptiongap.vocabulary import DEFAULT_CUTOFFS_PER_MM, validate_cutoffs
+
+__all__ = [
+    "Progress",
+    "TaskFunction",
+    "dask_client",
+    "predict",
+    "run_cutoffs",
+    "run_in_pool",
+    "run_in_process",
+    "run_on_dask",
+]
 
 TaskFunction = Callable[[Task], pd.DataFrame]
+Progress = Callable[[int, int], None]
+"""Called as ``progress(done, total)`` in exams: once at the start (``done`` > 0 when resuming),
+then after each exam."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -90,7 +104,7 @@ def dask_client(address: str):
         except ValueError:
             n_workers = 0
         if n_workers < 1:
-            raise InputError("expected local:N with N >= 1 worker processes", source=f"--cluster {address}")
+            raise InputError(f"{address!r}: expected local:N with N >= 1 worker processes", source="cluster")
         cluster = LocalCluster(
             n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0"
         )
@@ -103,7 +117,8 @@ def dask_client(address: str):
         try:
             client = Client(address, timeout="30s")
         except (OSError, TimeoutError, ValueError) as error:
-            raise InputError(f"cannot connect to the Dask scheduler: {error}", source=f"--cluster {address}") from None
+            raise InputError(f"cannot connect to the Dask scheduler at {address!r}: {error}",
+                             source="cluster") from None
         try:
             yield client
         finally:
@@ -155,51 +170,15 @@ class _TaskFunction:
         return run_task(task, self.model, self.batch_size)
 
 
-def check_cutoffs(cutoffs_per_mm: Sequence[float]) -> tuple[float, ...]:
-    """The run's cut-offs: unperturbed (inf) first, then the given ones in the given order."""
-    cutoffs = [float(c) for c in cutoffs_per_mm if not math.isinf(float(c))]
-    for cutoff in cutoffs:
-        if not math.isfinite(cutoff) or cutoff <= 0:
-            raise InputError(f"{cutoff!r} is not a positive number of cycles/mm", source="--cutoffs-per-mm")
-    labels = [severity_mm(c) for c in cutoffs]
-    for index, label in enumerate(labels):
-        if label in labels[:index]:
-            raise InputError(
-                f"cut-offs {cutoffs[labels.index(label)]} and {cutoffs[index]} share the severity label {label} mm",
-                source="--cutoffs-per-mm",
-            )
-    return (math.inf, *cutoffs)
-
-
-def _progress(enabled: bool):
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        ProgressColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-    from rich.text import Text
-
-    class Throughput(ProgressColumn):
-        def render(self, task):
-            return Text("" if task.speed is None else f"{task.speed:.2f} exams/s")
-
-    return Progress(
-        TextColumn("[bold]predict"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("exams"),
-        Throughput(),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        disable=not enabled,
-    )
+def run_cutoffs(cutoffs_per_mm: Sequence[float]) -> tuple[float, ...]:
+    """The run's cut-offs by the one rule (:func:`perceptiongap.vocabulary.validate_cutoffs`),
+    unperturbed first; the unperturbed image (``inf``) must be among them, since the model measures
+    every severity against it."""
+    cutoffs = validate_cutoffs(cutoffs_per_mm, source="cutoffs_per_mm")
+    if math.inf not in cutoffs:
+        raise InputError("add inf (the unperturbed image): every severity is measured against it",
+                         source="cutoffs_per_mm")
+    return cutoffs
 
 
 def predict(
@@ -209,7 +188,7 @@ def predict(
     out: str | Path,
     *,
     observer: str | None = None,
-    cutoffs_per_mm: Sequence[float] = PAPER_CUTOFFS_PER_MM,
+    cutoffs_per_mm: Sequence[float] = DEFAULT_CUTOFFS_PER_MM,
     rois: str | Path | None = None,
     schemes: Sequence[str] = ("entire",),
     batch_size: int = 8,
@@ -219,34 +198,36 @@ def predict(
     variant: str = "physical",
     feather_mm: float = 0.0,
     force: bool = False,
-    progress: bool = True,
+    progress: Progress | None = None,
     flush_seconds: float = 10.0,
 ) -> pd.DataFrame:
     """Predict with the network ``model`` (``package.module:attribute``) on every exam of
-    ``exams`` (``EXAMS.csv``) at the unperturbed image and every cut-off in ``cutoffs_per_mm``
-    (cycles/mm), for each scheme (the ROI schemes once per annotator in ``rois``, with a soft edge
-    of ``feather_mm``), and write the
-    Observations (``observer_kind`` machine) to ``out``. Resumes an interrupted run with the same
-    settings. ``workers`` > 1 uses local processes; ``cluster`` (``local:N`` or a scheduler
-    address such as ``tcp://host:8786``) uses dask.distributed. Finished rows are written to disk
-    at least every ``flush_seconds``. Returns the Observations.
+    ``exams`` (``EXAMS.csv``) at every cut-off in ``cutoffs_per_mm`` (cycles/mm; default the
+    unperturbed image and the paper's eight; ``inf``, the unperturbed image, must be among them),
+    for each scheme (the ROI schemes once per annotator in ``rois``, with a soft edge of
+    ``feather_mm``), and write the Observations (``observer_kind`` machine) to ``out``. Each view
+    is perturbed by :func:`perceptiongap.perturb.perturb_image`, as ``perturb`` writes it.
+    Resumes an interrupted run with the same settings. ``workers`` > 1 uses local processes;
+    ``cluster`` (``local:N`` or a scheduler address such as ``tcp://host:8786``) uses
+    dask.distributed. Finished rows are written to disk at least every ``flush_seconds``.
+    ``progress(done, total)`` reports exams. Returns the Observations.
     """
     if variant not in VARIANTS:
-        raise InputError(f"{variant!r} is not one of {', '.join(VARIANTS)}", source="--variant")
+        raise InputError(f"{variant!r} is not one of {', '.join(VARIANTS)}", source="variant")
     if not (math.isfinite(feather_mm) and feather_mm >= 0):
-        raise InputError(f"{feather_mm!r} is not a non-negative number of mm", source="--feather-mm")
+        raise InputError(f"{feather_mm!r} is not a non-negative number of mm", source="feather_mm")
     if batch_size < 1:
-        raise InputError("must be at least 1", source="--batch-size")
+        raise InputError(f"{batch_size} is less than 1", source="batch_size")
     if workers < 1:
-        raise InputError("must be at least 1", source="--workers")
+        raise InputError(f"{workers} is less than 1", source="workers")
     if cluster is not None and workers != 1:
-        raise InputError("give either --workers or --cluster, not both", source="--cluster")
+        raise InputError(f"give either workers > 1 ({workers}) or a cluster ({cluster!r}), not both", source="cluster")
     if not observer_group.strip():
-        raise InputError("must not be empty", source="--observer-group")
+        raise InputError("must not be empty", source="observer_group")
     observer = model if observer is None else observer
     if not observer.strip():
-        raise InputError("must not be empty", source="--observer")
-    cutoffs = check_cutoffs(cutoffs_per_mm)
+        raise InputError("must not be empty", source="observer")
+    cutoffs = run_cutoffs(cutoffs_per_mm)
     if workers == 1 and cluster is None:
         cached_model(model)  # load it now, so that a bad spec fails before any work
     else:
@@ -254,7 +235,7 @@ def predict(
 
     exam_list = read_exams(exams, pixel_mm)
     boxes = read_boxes(rois) if rois is not None else None
-    jobs = make_jobs(exam_list, schemes, boxes, source=str(rois))
+    jobs = make_jobs(exam_list, schemes, boxes, source=str(rois) if rois is not None else "rois")
     settings = {
         "model": model,
         "observer_group": observer_group,
@@ -288,20 +269,21 @@ def predict(
             buffer.clear()
         last_flush = time.monotonic()
 
-    with _progress(progress) as bar:
-        if done:
-            bar.console.print(f"resuming: {len(done)} of {len(jobs)} jobs already done")
-        counter = bar.add_task("predict", total=len(tasks))
-        try:
-            with _executor(tasks, function, workers, cluster) as results:
-                for _, rows in results:
-                    buffer.append(rows)
-                    if time.monotonic() - last_flush >= flush_seconds:
-                        flush()
-                    bar.advance(counter)
-        finally:
-            # Whatever stopped the run (a network error, Ctrl-C), keep every finished job.
-            flush()
+    finished = len(exam_list) - len(tasks)  # exams an earlier run completed
+    if progress:
+        progress(finished, len(exam_list))
+    try:
+        with _executor(tasks, function, workers, cluster) as results:
+            for _, rows in results:
+                buffer.append(rows)
+                if time.monotonic() - last_flush >= flush_seconds:
+                    flush()
+                finished += 1
+                if progress:
+                    progress(finished, len(exam_list))
+    finally:
+        # Whatever stopped the run (a network error, Ctrl-C), keep every finished job.
+        flush()
     return store.consolidate([exam.exam for exam in exam_list])
 
 
@@ -315,11 +297,11 @@ def _check_importable(spec: str) -> None:
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
-        raise InputError(f"cannot import module {module_name!r}: {error}", source=f"--model {spec}") from None
+        raise InputError(f"{spec!r}: cannot import module {module_name!r}: {error}", source="model") from None
     target: object = module
     for part in attribute.split("."):
         if not hasattr(target, part):
-            raise InputError(f"module {module_name!r} has no attribute {attribute!r}", source=f"--model {spec}")
+            raise InputError(f"{spec!r}: module {module_name!r} has no attribute {attribute!r}", source="model")
         target = getattr(target, part)
 
 

@@ -5,7 +5,7 @@ While a run is in progress its rows live in a folder beside the output, ``OUT.pa
 jobs only and is written atomically (temporary file, fsync, rename), so after a crash or a kill
 every part on disk is complete and every job is either entirely in one part or absent. A re-run
 with the same settings reads which jobs are done and skips them; a re-run with other settings is
-refused (``--force`` starts over). At the end the parts are consolidated into ``OUT`` atomically,
+refused (``force`` starts over). At the end the parts are consolidated into ``OUT`` atomically,
 validated as Observations (which refuses any duplicate row: none can exist, since a job is written
 once and skipped thereafter) and the folder is removed.
 """
@@ -25,6 +25,8 @@ from perceptiongap.errors import InputError
 from perceptiongap.files import atomic_path, atomic_write_text
 from perceptiongap.study import OBSERVATION_COLUMNS, validate_observations, write_table
 from perceptiongap.vocabulary import SCHEMES
+
+__all__ = ["MANIFEST", "PART_GLOB", "ObservationStore"]
 
 MANIFEST = "manifest.json"
 PART_GLOB = "part-*.parquet"
@@ -67,11 +69,11 @@ class ObservationStore:
                 changed = sorted(k for k in set(earlier) | set(self.settings) if earlier.get(k) != self.settings.get(k))
                 raise InputError(
                     f"an unfinished run with other settings ({', '.join(changed)}) is in {self.parts_dir.name}; "
-                    "re-run it with its own settings to finish it, or pass --force to start over",
+                    "re-run it with its own settings to finish it, or set force to start over",
                     source=self.out,
                 )
         elif self.out.exists() and not self.force:
-            raise InputError("output exists; pass --force to overwrite it", source=self.out)
+            raise InputError("output exists; set force to overwrite it", source=self.out)
         else:
             if self.parts_dir.exists():
                 shutil.rmtree(self.parts_dir)

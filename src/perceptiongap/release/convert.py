@@ -27,6 +27,8 @@ from perceptiongap.vocabulary import (
     ROI_SCHEMES,
 )
 
+__all__ = ["ARCHITECTURES", "TRAININGS", "import_release"]
+
 # The release's fixed design (shared/README.md): array axis sizes and the exam_info vocabulary.
 N_EXAMS, N_READERS, N_SEEDS, N_ANNOTATORS, N_ANNOTATION_EXAMS = 720, 10, 5, 7, 120
 ARCHITECTURES = ("gmic", "dmv")

@@ -16,6 +16,8 @@ import numpy as np
 
 from perceptiongap.errors import InputError
 
+__all__ = ["safe_load_pickle"]
+
 
 class _Refused(pickle.UnpicklingError):
     def __init__(self, what: str):

@@ -25,6 +25,22 @@ from perceptiongap.locks import output_lock
 #: ``on_progress(done, total)`` of a download, in bytes.
 DownloadProgress = Callable[[int, int], None]
 
+__all__ = [
+    "DATA_ENV",
+    "DOWNLOAD_TIMEOUT_S",
+    "INSTRUCTIONS_FILE",
+    "RELEASE_COMMIT",
+    "RELEASE_FILES",
+    "RELEASE_REPOSITORY",
+    "RELEASE_URL",
+    "RELEASE_URL_ENV",
+    "REQUIRED_FILES",
+    "default_cache_dir",
+    "download_release",
+    "locate_release",
+    "release_root",
+]
+
 RELEASE_REPOSITORY = "nyukat/perception_comparison"
 RELEASE_COMMIT = "5d7deb0e361e1c477b7ae3127ce7590ae1e0ba1f"
 RELEASE_URL = f"https://raw.githubusercontent.com/{RELEASE_REPOSITORY}/{RELEASE_COMMIT}/data/"

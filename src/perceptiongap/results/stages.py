@@ -95,15 +95,7 @@ def _use_host_devices_for_nuts(methods: Sequence[str]) -> None:
     """
     if "nuts" not in methods:
         return
-    from perceptiongap.model import NUTSSettings
-
-    try:
-        from perceptiongap.model import use_host_devices
-    except ImportError:  # TEMPORARY (issue 9, part B): until model.nuts.use_host_devices is merged
-        import numpyro
-
-        def use_host_devices(n: int) -> None:
-            numpyro.set_host_device_count(n)
+    from perceptiongap.model import NUTSSettings, use_host_devices
 
     use_host_devices(max(1, min(os.cpu_count() or 1, NUTSSettings().num_chains)))
 
