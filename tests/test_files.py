@@ -56,7 +56,7 @@ def test_a_writable_output_is_checked_without_creating_it(tmp_path):
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders (tests/cli/test_outputs.py "
-                                                "checks this as another user)")
+                                                "checks this with root's override dropped)")
 def test_a_read_only_output_is_one_line(tmp_path):
     (tmp_path / "ro").mkdir(mode=0o555)
     with pytest.raises(InputError) as info:

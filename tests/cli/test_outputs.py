@@ -3,7 +3,6 @@ in one line. Real processes of the console script, as a user runs them."""
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import shutil
@@ -20,24 +19,25 @@ from ..model.simulate import simulate_study
 
 EXECUTABLE = Path(sys.executable).parent / "perceptiongap"
 FIT = ["--inference", "stan-advi", "--advi-seeds", "1", "--no-merged"]
-#: Linux capabilities that let root write where the permission bits say no.
-CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER = 1, 2, 3
-PR_CAPBSET_DROP = 24
-
-
-def obey_permission_bits() -> None:
-    """In the child, before exec: drop root's power to ignore file permissions (so 0o555 means read-only)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    for capability in (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER):
-        if libc.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+#: Run as root, the command would write where the permission bits say no: this drops the Linux
+#: capabilities that allow it (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER) from a fresh
+#: process's bounding set, then runs the command in its place (no fork of this JAX-threaded process).
+OBEY_PERMISSION_BITS = """
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+for capability in (1, 2, 3):
+    if libc.prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+        raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+os.execv(sys.argv[1], sys.argv[1:])
+"""
 
 
 def start(*args, without_write_access: bool = False) -> subprocess.Popen:
     """The installed command in a process of its own; ``without_write_access`` makes root obey permission bits."""
-    as_root = os.geteuid() == 0
-    return subprocess.Popen([str(EXECUTABLE), *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, preexec_fn=obey_permission_bits if without_write_access and as_root else None)
+    command = [str(EXECUTABLE), *map(str, args)]
+    if without_write_access and os.geteuid() == 0:
+        command = [sys.executable, "-c", OBEY_PERMISSION_BITS, *command]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def finish(process: subprocess.Popen, timeout: float = 900) -> tuple[int, str]:
