@@ -58,7 +58,9 @@ ACCURACY_SUMMARY_COLUMNS: tuple[str, ...] = (
 Progress = Callable[[int, int], None]
 
 
-def _check_bootstrap(n_bootstrap: int, confidence: float) -> None:
+def _check_bootstrap(n_bootstrap: int, confidence: float, seed: int = 0) -> None:
+    if int(seed) < 0:
+        raise InputError(f"{seed} is not a seed (an integer >= 0)", source="seed")
     if int(n_bootstrap) < 1:
         raise InputError(f"{n_bootstrap} is not a number of bootstrap replicates (>= 1)", source="n_bootstrap")
     if not 0.0 < float(confidence) < 1.0:
@@ -98,7 +100,7 @@ def accuracy_table(
     columns ``pom``/``birads`` are used when present. ``progress(done, total)`` is called after each
     block of breasts.
     """
-    _check_bootstrap(n_bootstrap, confidence)
+    _check_bootstrap(n_bootstrap, confidence, seed)
     if not operating_points:
         raise InputError("no operating point given", source="operating_points")
     rows = attach_cases(observations, cases).reset_index(drop=True)

@@ -46,7 +46,8 @@ def stratified_counts(strata: np.ndarray, n_bootstrap: int, rng: np.random.Gener
     return counts
 
 
-def percentile_interval(replicates: np.ndarray, confidence: float = 0.95, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def percentile_interval(replicates: np.ndarray, confidence: float = 0.95,
+                        axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Percentile bootstrap interval (low, high) along ``axis``; replicates that are NaN are ignored.
 
     NaN where every replicate is NaN (a statistic undefined in the data).

@@ -217,6 +217,8 @@ def error_consistency_tables(
     Networks decide at ``operating_point`` (default: the readers' mean specificity at severity 0).
     ``progress(done, total)`` is called after each scheme x severity.
     """
+    if int(seed) < 0:
+        raise InputError(f"{seed} is not a seed (an integer >= 0)", source="seed")
     if int(n_bootstrap) < 1:
         raise InputError(f"{n_bootstrap} is not a number of bootstrap replicates (>= 1)", source="n_bootstrap")
     rows = attach_cases(observations, cases).reset_index(drop=True)

@@ -48,10 +48,13 @@ __all__ = [
     "NOT_CROSSED_HINT",
     "ORHResult",
     "crossed_scores",
+    "describe_orh",
     "dual_modality_orh",
     "jackknife_covariance",
     "model_vs_readers_orh",
+    "observers_named",
     "or_covariance_terms",
+    "orh_from_observations",
     "orh_dual_from_components",
     "orh_single_from_components",
 ]
@@ -323,24 +326,31 @@ def crossed_scores(
     severities: list[float],
     scheme: str = "entire",
     score: str = "auto",
+    subgroup: str = "all",
     source: str = "observations",
 ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
     """(truth (cases,), scores (cases, observers, severities), breasts) of a fully crossed selection.
 
-    Every named observer must have read every breast they read at all, at every one of
+    Every named observer must have read every breast that any of them read, at every one of
     ``severities``, in ``scheme``; otherwise :class:`InputError` names a missing reading and says
-    why (see :data:`NOT_CROSSED_HINT`). Truth: malignant = 1, benign and non-biopsied = 0.
+    why (see :data:`NOT_CROSSED_HINT`). Truth: 1 for a malignant breast of ``subgroup`` (``all``,
+    ``merged`` or a subgroup name), 0 for a non-malignant one; other malignant breasts are left out.
     """
-    from perceptiongap.stats.breasts import attach_cases
+    from perceptiongap.stats.breasts import analysed_subgroups, attach_cases, positive_mask, positive_sets
     from perceptiongap.stats.scores import score_source, score_values
 
+    sets = positive_sets(analysed_subgroups(cases))
+    if subgroup not in sets:
+        sets = positive_sets(analysed_subgroups(cases, [subgroup]))
     rows = observations[(observations["scheme"] == scheme) & observations["observer"].isin(observers)
                         & observations["severity_mm"].isin(severities)]
     missing_observers = [o for o in observers if o not in set(rows["observer"])]
     if missing_observers:
         raise InputError(f"observer {missing_observers[0]!r} has no {scheme!r} readings at severities "
                          f"{', '.join(f'{s:g}' for s in severities)} mm", source=source)
-    rows = attach_cases(rows, cases, source=source).reset_index(drop=True)
+    rows = attach_cases(rows, cases, source=source)
+    keep = ~rows["malignant"].to_numpy() | positive_mask(rows["malignant"], rows["subgroup"], sets[subgroup])
+    rows = rows[keep].reset_index(drop=True)
     values = np.full(len(rows), np.nan)
     for observer, positions in rows.groupby("observer", observed=True).indices.items():
         chosen = score_source(rows.iloc[positions], score)
@@ -365,3 +375,71 @@ def crossed_scores(
     breasts = cases.iloc[np.asarray(case_index, dtype=int)].reset_index(drop=True)
     truth = (breasts["label"].astype(str) == "malignant").to_numpy().astype(int)
     return truth, grid, breasts
+
+
+def observers_named(observations: pd.DataFrame, names: list[str], source: str = "--readers") -> list[str]:
+    """Observer groups expanded to their observers, observers kept; unknown names are refused."""
+    groups = set(observations["observer_group"].astype(str))
+    known = set(observations["observer"].astype(str))
+    chosen: list[str] = []
+    for name in names:
+        if name in groups:
+            chosen += list(observations.loc[observations["observer_group"] == name, "observer"].astype(str))
+        elif name in known:
+            chosen.append(name)
+        else:
+            raise InputError(f"{name!r} is neither an observer group nor an observer", source=source)
+    return list(dict.fromkeys(chosen))
+
+
+def orh_from_observations(
+    observations: pd.DataFrame,
+    cases: pd.DataFrame,
+    *,
+    readers: list[str],
+    severities: list[float],
+    model: str | None = None,
+    scheme: str = "entire",
+    subgroup: str = "all",
+    score: str = "auto",
+    margin: float | None = None,
+    source: str = "observations",
+) -> ORHResult:
+    """OR-Hillis on Observations: ``readers`` (groups or observers) at two ``severities`` (effect: second
+    minus first), or, with ``model``, the model against the readers at one severity."""
+    wanted = 1 if model else 2
+    if len(severities) != wanted:
+        raise InputError("give one severity with a model" if model else "give two severities to compare",
+                         source="--severities")
+    chosen = [r for r in observers_named(observations, readers) if r != model]
+    if model is not None:
+        observers_named(observations, [model], source="--model")
+    everyone = chosen + ([model] if model else [])
+    truth, scores, _ = crossed_scores(observations, cases, observers=everyone, severities=list(severities),
+                                      scheme=scheme, score=score, subgroup=subgroup, source=source)
+    if model:
+        return model_vs_readers_orh(truth, scores[:, -1, 0], scores[:, :-1, 0], margin=margin)
+    return dual_modality_orh(truth, scores, margin=margin)
+
+
+def describe_orh(result: ORHResult) -> str:
+    """A few lines for a terminal: AUCs, effect, CI, t/F, df, p."""
+    if result.model_auc is not None:
+        aucs = (f"model AUC {result.model_auc:.4f}, readers' mean AUC {result.mean_aucs[0]:.4f} "
+                f"({result.n_readers} readers)")
+        effect = "model - readers"
+    else:
+        aucs = (f"mean AUC {result.mean_aucs[0]:.4f} -> {result.mean_aucs[1]:.4f} ({result.n_readers} readers)")
+        effect = "second - first"
+    test = ("H0: no difference, two-sided" if result.margin is None
+            else f"H0: difference <= -{result.margin:g} (non-inferiority), one-sided")
+    return "\n".join([
+        f"{aucs}; {result.n_positive} diseased and {result.n_negative} non-diseased cases",
+        f"AUC difference ({effect}): {result.effect:+.4f}, {result.confidence:.0%} CI "
+        f"[{result.ci_low:+.4f}, {result.ci_high:+.4f}], standard error {result.std_error:.4f}",
+        f"t = {result.statistic:.3f} (F = {result.f_statistic:.3f}), Hillis df = {result.df:.2f}, "
+        f"p = {result.p_value:.4g} ({test})",
+        f"OR terms: Var {result.var_error:.3g}, Cov1 {result.cov1 if result.cov1 is not None else float('nan'):.3g}, "
+        f"Cov2 {result.cov2:.3g}, Cov3 {result.cov3 if result.cov3 is not None else float('nan'):.3g}, "
+        f"mean square {result.mean_square:.3g}",
+    ])

@@ -24,6 +24,7 @@ __all__ = [
     "SCORE_CHOICES",
     "attach_reader_columns",
     "birads_rank",
+    "read_scored_study",
     "score_source",
     "score_values",
 ]
@@ -130,3 +131,16 @@ def score_values(rows: pd.DataFrame, source: str | None) -> np.ndarray:
     if source == "pom":
         return pd.to_numeric(rows["pom"], errors="coerce").to_numpy(dtype=float)
     return birads_rank(rows["birads"])
+
+
+def read_scored_study(observations_path, cases_path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Observations and Cases read and validated as ``perceptiongap.study.read_study`` does, keeping ``pom``
+    and ``birads`` (checked by :func:`attach_reader_columns`) when the file has them."""
+    from perceptiongap.study import check_observations_have_cases, read_cases, read_table, validate_observations
+
+    raw = read_table(observations_path)
+    observations = attach_reader_columns(validate_observations(raw, source=observations_path), raw,
+                                         source=str(observations_path))
+    cases = read_cases(cases_path)
+    check_observations_have_cases(observations, cases, source=observations_path)
+    return observations, cases
