@@ -45,6 +45,7 @@ def _one_error_line(err: str) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_accuracy_writes_tables_and_figures_and_refuses_to_overwrite(study_files, tmp_path, capsys):
     observations, cases = study_files
     out = tmp_path / "stats"

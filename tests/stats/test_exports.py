@@ -191,6 +191,14 @@ def test_birads_zero_has_no_score_to_export(tmp_path):
     assert sorted(readings.values()) == [0.0] * 7 + [1.0] * 3
 
 
+def test_file_names_the_tools_would_not_open_are_refused(tmp_path):
+    observations, cases = crossed_study()
+    with pytest.raises(InputError, match=r"\*\.imrmc"):
+        write_imrmc(observations, cases, tmp_path / "study.txt")
+    with pytest.raises(InputError, match=r"\*\.xlsx"):
+        write_rjafroc(observations, cases, tmp_path / "study.xls")
+
+
 def test_names_that_would_break_the_formats_are_refused(tmp_path):
     cases = make_cases(LABELS)
     rows = observation_rows(cases, "dr a", "radiologists", "human", [1] * 10)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from perceptiongap.stats.figures import accuracy_figure, error_consistency_figure, save_figure
 
@@ -24,6 +25,7 @@ def _series(figure):
     return found
 
 
+@pytest.mark.slow  # the report's figure style comes with the report package, which imports JAX
 def test_accuracy_figure_draws_group_means_per_subgroup_and_statistic():
     rows = []
     for group, kind, point in (("radiologists", "human", "reader_decision"), ("cnn", "machine", "threshold_0.5"),

@@ -62,17 +62,22 @@ def accuracy(
     points = parse_operating_points(operating_point) if operating_point is not None else None
     chosen = [g.strip() for g in subgroups.split(",") if g.strip()] if subgroups else None
     observations_table, cases_table = read_scored_study(observations, cases)
-    with progress_bar() as progress:
-        tasks: dict[str, int] = {}
+    progress = progress_bar()
+    tasks: dict[str, int] = {}
 
-        def on_progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = progress.add_task(stage, total=total)
-            progress.update(tasks[stage], completed=done)
+    def on_progress(stage: str, done: int, total: int) -> None:
+        if not tasks:  # the bar appears with the first progress, not before a refusal
+            progress.start()
+        if stage not in tasks:
+            tasks[stage] = progress.add_task(stage, total=total)
+        progress.update(tasks[stage], completed=done)
 
+    try:
         paths = write_statistics(observations_table, cases_table, out, seed=seed, n_bootstrap=bootstrap,
                                  operating_points=points, subgroups=chosen, auc_score=score.value,
                                  overwrite=force, progress=on_progress)
+    finally:
+        progress.stop()
     for name in ("accuracy.csv", "accuracy_summary.csv", "error_consistency.csv", "error_consistency_pairs.csv"):
         console.print(f"wrote {paths[name]}")
     console.print(f"figures: {out / 'figures'}")

@@ -315,6 +315,8 @@ def write_imrmc(observations: pd.DataFrame, cases: pd.DataFrame, out: str | Path
                 title: str | None = None, source: str = "observations") -> ExportSummary:
     """Write ``out`` (iMRMC input) and its case mapping ``<stem>.cases.csv``, each atomically."""
     out = Path(out)
+    if out.suffix.lower() not in (".imrmc", ".csv"):
+        raise InputError("iMRMC opens .imrmc (or .csv) input files only; name the file *.imrmc", source=out)
     data = export_data(observations, cases, score=score, source=source)
     mapping = mapping_path(out)
     text = imrmc_text(data, title=title or f"perceptiongap study {out.stem}", mapping_name=mapping.name)
