@@ -101,6 +101,7 @@ export class MammoViewer {
     this.setTool('wl');
     for (const view of VIEWS) {
       this.elements[view].addEventListener(Enums.Events.CAMERA_MODIFIED, () => this._cameraChanged(view));
+      this.elements[view].addEventListener(Enums.Events.VOI_MODIFIED, () => this._showWindow(view));
       this.elements[view].addEventListener('contextmenu', (event) => event.preventDefault());
       this.elements[view].addEventListener(
         'mousedown',
@@ -189,6 +190,7 @@ export class MammoViewer {
       const viewport = this.engine.getViewport(view);
       viewport.setProperties({ voiRange: voiRangeOf(window) });
       viewport.render();
+      this._showWindow(view);
     }
   }
 
@@ -196,6 +198,15 @@ export class MammoViewer {
   currentWindow(view) {
     const { voiRange } = this.engine.getViewport(view).getProperties();
     return { center: (voiRange.lower + voiRange.upper) / 2, width: voiRange.upper - voiRange.lower };
+  }
+
+  _showWindow(view) {
+    const label = this.elements[view].querySelector('.wl');
+    if (!label || !this.images[view]) return;
+    const { center, width } = this.currentWindow(view);
+    label.textContent = `L ${Math.round(center)}  W ${Math.round(width)}`;
+    label.dataset.center = String(center);
+    label.dataset.width = String(width);
   }
 
   /** Whole image in view, mirrored as the hanging protocol wants, chest wall at the inner edge. */
