@@ -103,6 +103,7 @@ export class MammoViewer {
       this.elements[view].addEventListener(Enums.Events.CAMERA_MODIFIED, () => this._cameraChanged(view));
       this.elements[view].addEventListener(Enums.Events.VOI_MODIFIED, () => this._showWindow(view));
       this.elements[view].addEventListener('contextmenu', (event) => event.preventDefault());
+      this.elements[view].addEventListener('wheel', (event) => this._wheel(view, event), { passive: false });
       this.elements[view].addEventListener(
         'mousedown',
         (event) => {
@@ -117,10 +118,16 @@ export class MammoViewer {
     eventTarget.addEventListener(Events.ANNOTATION_COMPLETED, (event) => this._annotationCompleted(event));
     eventTarget.addEventListener(Events.ANNOTATION_MODIFIED, () => this.onRoisChanged(this.rois()));
     eventTarget.addEventListener(Events.ANNOTATION_REMOVED, () => this.onRoisChanged(this.rois()));
-    window.addEventListener('resize', () => this.resize());
+    // The grid changes size with the window and when a message bar opens or closes above it.
+    let pending = null;
+    const observer = new ResizeObserver(() => {
+      cancelAnimationFrame(pending);
+      pending = requestAnimationFrame(() => this.resize());
+    });
+    for (const view of VIEWS) observer.observe(this.elements[view]);
   }
 
-  /** Bind the left button to one tool ('wl', 'pan', 'zoom', 'rect'); middle pans, right zooms, the wheel zooms. */
+  /** Bind the left button to one tool ('wl', 'pan', 'zoom', 'rect'); middle pans, right zooms (the wheel: see _wheel). */
   setTool(tool) {
     if (tool === 'rect' && !this.annotating) return;
     this.tool = tool;
@@ -130,7 +137,7 @@ export class MammoViewer {
     const bindings = {
       [TOOLS.wl]: [],
       [TOOLS.pan]: [{ mouseButton: MouseBindings.Auxiliary }],
-      [TOOLS.zoom]: [{ mouseButton: MouseBindings.Secondary }, { mouseButton: MouseBindings.Wheel }],
+      [TOOLS.zoom]: [{ mouseButton: MouseBindings.Secondary }],
       [TOOLS.rect]: [],
     };
     bindings[primary].push({ mouseButton: MouseBindings.Primary });
@@ -247,10 +254,10 @@ export class MammoViewer {
     this.linkedZoom = on;
   }
 
+  /** Follow a change of the viewports' size, keeping each view's zoom and pan. */
   resize() {
     if (!this.engine) return;
-    this.engine.resize(true, false);
-    this.fit();
+    this.engine.resize(true, true);
   }
 
   // --- rectangles ---------------------------------------------------------------------------
@@ -354,6 +361,24 @@ export class MammoViewer {
         }
       }
     });
+  }
+
+  /**
+   * The wheel zooms by 15 % a notch about the point under the mouse (Cornerstone's own wheel zoom
+   * moves about 2 % a notch, too slow to go from a whole mammogram to its pixels).
+   */
+  _wheel(view, event) {
+    if (!this.images[view] || Math.abs(event.deltaY) < 1) return;
+    event.preventDefault();
+    const viewport = this.engine.getViewport(view);
+    const rect = viewport.getCanvas().getBoundingClientRect();
+    const anchor = viewport.canvasToWorld([event.clientX - rect.left, event.clientY - rect.top]);
+    const factor = 1.15 ** -Math.sign(event.deltaY);
+    const camera = viewport.getCamera();
+    const focalPoint = camera.focalPoint.map((f, i) => anchor[i] + (f - anchor[i]) / factor);
+    const position = camera.position.map((p, i) => p + focalPoint[i] - camera.focalPoint[i]);
+    viewport.setCamera({ parallelScale: camera.parallelScale / factor, focalPoint, position });
+    viewport.render();
   }
 
   /** Pan horizontally so that the chest-wall edge of the image touches the viewport's inner edge. */
