@@ -219,10 +219,22 @@ def perturbation_server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def annotation_server(tmp_path_factory):
-    """An annotation study: one synthetic exam, then the shared real exam where ../shared has it."""
+    """An annotation study of one synthetic exam, served."""
     folder = tmp_path_factory.mktemp("annotation")
+    server = StudyServer(design_study(folder, write_inputs(folder / "inputs", exams=1, readers=1), mode="annotation"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_exam_server(tmp_path_factory):
+    """An annotation study of the shared real exam (skips where ../shared lacks it), served."""
     shared = Path(os.environ.get("PERCEPTIONGAP_SHARED", REPO.parent / "shared")) / "mammograms" / "gmic-sample-exam0"
-    inputs = write_inputs(folder / "inputs", exams=1, readers=1, shared_exam=shared if shared.is_dir() else None)
+    if not shared.is_dir():
+        pytest.skip(f"no shared exam at {shared} (set PERCEPTIONGAP_SHARED)")
+    folder = tmp_path_factory.mktemp("shared")
+    inputs = write_inputs(folder / "inputs", exams=0, readers=1, shared_exam=shared)
     server = StudyServer(design_study(folder, inputs, mode="annotation"))
     server.start()
     yield server
