@@ -374,6 +374,7 @@ async function showState(state) {
   renderPanel();
   hideOverlay();
   page.paused = false;
+  $('#answers').inert = false;
   setPhase('reading');
   startClock();
   preloadNext(state.next);
@@ -487,6 +488,7 @@ function pause() {
   setPhase('paused');
   $('#pause').textContent = 'Resume';
   showOverlay('Paused: the clock is stopped and the images are hidden.', { resume: true });
+  $('#answers').inert = true; // no answering while the clock is stopped
   renderPanel();
   sendEvent(page.reading, 'paused').catch(() => {});
 }
@@ -495,6 +497,7 @@ function resume() {
   if (!page.paused) return;
   page.paused = false;
   hideOverlay();
+  $('#answers').inert = false;
   setPhase('reading');
   $('#pause').textContent = 'Pause';
   startClock();

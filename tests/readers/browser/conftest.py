@@ -37,6 +37,7 @@ CHROMIUM_ARGS = [
 ]
 REPO = Path(__file__).resolve().parents[3]
 VIEWS = ("R-CC", "L-CC", "R-MLO", "L-MLO")
+BIRADS = ("0", "1", "2", "3", "4A", "4B", "4C", "5")
 
 # The synthetic exam (stored-image pixels, x = column, y = row). Tissue fills the left 140 of
 # 200 columns, so every stored view faces right (chest wall at x = 0): the page must mirror the

@@ -73,7 +73,12 @@ def test_rectangles_are_stored_in_image_pixels_and_a_fourth_is_refused(annotatio
             "SELECT id FROM readings WHERE reader_id = 'reader01' ORDER BY position LIMIT 1"
         ).fetchone()["id"]
     page.get_by_role("button", name="Submit").click()
-    page.wait_for_function("!document.querySelector('#progress').textContent.startsWith('Exam 1 of')")
+    page.wait_for_function("document.body.dataset.phase === 'finished'")
+    # The study had one exam: the page says the study is finished, and so does the link later.
+    assert "finished this study" in page.locator("#overlay").inner_text()
+    page.goto(server.links["reader01"])
+    page.wait_for_function("document.body.dataset.phase === 'finished'")
+    assert page.locator("#progress").inner_text() == "Finished: 1 of 1 exams submitted"
     with server.db() as connection:
         stored = connection.execute(
             "SELECT view, x0, y0, x1, y1 FROM rois WHERE reading_id = ? ORDER BY view, y0", (reading,)

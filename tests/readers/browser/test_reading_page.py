@@ -10,7 +10,10 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from perceptiongap.readers.answers import AnswerError, check_answer
+
 from .conftest import (
+    BIRADS,
     DEFAULT_WINDOW,
     MARKER,
     MARKER_BOX,
@@ -142,12 +145,29 @@ def test_reader_sees_the_hanging_sets_the_window_zooms_answers_and_submits(pertu
     assert submit.is_enabled()
     page.wait_for_timeout(1000)  # some reading time
     screenshot(page, tmp_path / "6-answered.png")
-    first = reading_rows(server, "reader01")[0]
+
+    # Pause hides the images, disables Submit and stops the clock (checked below).
+    page.get_by_role("button", name="Pause").click()
+    assert page.locator("#overlay").is_visible() and submit.is_disabled()
+    screenshot(page, tmp_path / "7-paused.png")
+    paused_from = time.monotonic()
+    page.wait_for_timeout(2500)
+    page.keyboard.press("Escape")  # resume
+    paused_seconds = time.monotonic() - paused_from
+    assert page.locator("#overlay").is_hidden() and submit.is_enabled()
+
+    # The next exam's images are already fetched (preloaded), but its clock has not started.
+    first, second = reading_rows(server, "reader01")[:2]
+    with server.db() as connection:
+        preloads = connection.execute(
+            "SELECT count(*) FROM events WHERE kind = 'preloaded' AND reading_id = ?", (second["id"],)
+        ).fetchone()[0]
+    assert preloads >= 1 and second["opened_at"] is None
     submit.click()
     page.wait_for_function("document.querySelector('#progress').textContent.startsWith('Exam 2 of 3')")
     wait_reading(page)
     elapsed = time.monotonic() - started
-    screenshot(page, tmp_path / "7-next.png")
+    screenshot(page, tmp_path / "8-next.png")
 
     with server.db() as connection:
         answers = {
@@ -157,7 +177,33 @@ def test_reader_sees_the_hanging_sets_the_window_zooms_answers_and_submits(pertu
         reading = connection.execute("SELECT * FROM readings WHERE id = ?", (first["id"],)).fetchone()
     assert answers == {"R": ("1", 0, 0.0), "L": ("4B", 1, 30.0)}
     assert reading["status"] == "submitted"
-    assert 1.0 <= reading["active_seconds"] <= elapsed
+    assert 1.0 <= reading["active_seconds"] <= elapsed - paused_seconds
+    assert reading_rows(server, "reader01")[1]["opened_at"] is not None  # its clock starts when shown
+
+
+@pytest.mark.parametrize("category", BIRADS)
+def test_the_page_accepts_exactly_the_answers_the_server_accepts(perturbation_server, page, category):
+    """Submit is enabled for a POM exactly when the server's own rules (answers.check_answer) take it."""
+    page.goto(perturbation_server.links["reader03"])
+    wait_reading(page)
+    page.get_by_role("radiogroup", name="Left breast BI-RADS").get_by_text("1", exact=True).click()
+    page.get_by_role("radiogroup", name="Right breast BI-RADS").get_by_text(category, exact=True).click()
+    submit = page.get_by_role("button", name="Submit")
+    if category in ("1", "2"):  # the page fills in the only allowed POM
+        assert page.locator("input[name=pom-R]").input_value() == "0" and submit.is_enabled()
+        return
+    malignant = {"0": False}.get(category, category not in ("3",))
+    if category == "0":
+        page.locator("input[name=malignant-R][value=no]").check()
+    for pom in (-1, 0, 0.5, 2, 2.5, 10, 10.5, 50, 50.5, 94.9, 95, 99, 100, 101):
+        page.locator("input[name=pom-R]").fill(str(pom))
+        try:
+            check_answer("R", category, malignant, pom)
+            accepted = True
+        except AnswerError:
+            accepted = False
+        assert submit.is_enabled() == accepted, (category, pom)
+        assert (page.locator("#breast-R .errors").inner_text() == "") == accepted, (category, pom)
 
 
 def answer_and_submit_via_page(page) -> None:
