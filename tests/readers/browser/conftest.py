@@ -78,6 +78,15 @@ def browser_type_launch_args():
     return {"executable_path": CHROMIUM, "args": CHROMIUM_ARGS, "headless": True}
 
 
+@pytest.fixture
+def page_errors(page):
+    """Errors the page logs or throws (CSP violations, failed loads, exceptions): a test asserts none."""
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    return errors
+
+
 @pytest.fixture(scope="session")
 def browser_context_args():
     return {"viewport": {"width": 1920, "height": 1080}, "device_scale_factor": 1}
@@ -265,8 +274,20 @@ def expected_grey(value: float, center: float, width: float) -> float:
     return float(np.clip((value - (center - width / 2)) / width, 0.0, 1.0) * 255.0)
 
 
+def wait_phase(page, phase: str, timeout: float = 60_000) -> None:
+    """Wait until the page is in `phase` (body[data-phase]); no page-side eval, so the page's CSP holds."""
+    page.locator(f"body[data-phase='{phase}']").wait_for(state="attached", timeout=timeout)
+
+
 def wait_reading(page, timeout: float = 60_000) -> None:
-    page.wait_for_function("document.body.dataset.phase === 'reading'", timeout=timeout)
+    wait_phase(page, "reading", timeout)
+
+
+def wait_progress(page, prefix: str, timeout: float = 30_000) -> None:
+    """Wait until the progress line starts with `prefix`."""
+    from playwright.sync_api import expect
+
+    expect(page.locator("#progress")).to_have_text(re.compile("^" + re.escape(prefix)), timeout=timeout)
 
 
 def save_docs_copy(path: Path, name: str) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from .conftest import DEFAULT_WINDOW, SQUARE, SQUARES, TISSUE, crop, expected_grey, save_docs_copy, screenshot, wait_reading
+from .conftest import DEFAULT_WINDOW, SQUARE, SQUARES, TISSUE, crop, expected_grey, save_docs_copy, screenshot, wait_phase, wait_reading
 
 pytestmark = pytest.mark.slow
 
@@ -73,11 +73,11 @@ def test_rectangles_are_stored_in_image_pixels_and_a_fourth_is_refused(annotatio
             "SELECT id FROM readings WHERE reader_id = 'reader01' ORDER BY position LIMIT 1"
         ).fetchone()["id"]
     page.get_by_role("button", name="Submit").click()
-    page.wait_for_function("document.body.dataset.phase === 'finished'")
+    wait_phase(page, "finished")
     # The study had one exam: the page says the study is finished, and so does the link later.
     assert "finished this study" in page.locator("#overlay").inner_text()
     page.goto(server.links["reader01"])
-    page.wait_for_function("document.body.dataset.phase === 'finished'")
+    wait_phase(page, "finished")
     assert page.locator("#progress").inner_text() == "Finished: 1 of 1 exams submitted"
     with server.db() as connection:
         stored = connection.execute(
@@ -91,7 +91,7 @@ def test_rectangles_are_stored_in_image_pixels_and_a_fourth_is_refused(annotatio
     assert np.abs(np.subtract(l_mlo[0], SQUARES[1])).max() <= 1, l_mlo
 
 
-def test_the_reading_page_on_the_shared_exam(shared_exam_server, page, tmp_path):
+def test_the_reading_page_on_the_shared_exam(shared_exam_server, page, page_errors, tmp_path):
     """The page on the real exam, answered and annotated: the README's screenshot."""
     server = shared_exam_server
     page.goto(server.links["reader01"])
@@ -110,4 +110,5 @@ def test_the_reading_page_on_the_shared_exam(shared_exam_server, page, tmp_path)
         assert (crop(grey, page.locator(f"#vp-{view}").bounding_box()) > 40).mean() > 0.1
     assert page.locator("#roi-list li").count() == 1
     assert page.get_by_role("button", name="Submit").is_enabled()
+    assert page_errors == []
     save_docs_copy(path, "reading-page.png")

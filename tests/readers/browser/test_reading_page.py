@@ -24,6 +24,7 @@ from .conftest import (
     expected_grey,
     screenshot,
     view_box,
+    wait_progress,
     wait_reading,
 )
 
@@ -60,7 +61,9 @@ def reading_rows(server, reader: str):
         ).fetchall()
 
 
-def test_reader_sees_the_hanging_sets_the_window_zooms_answers_and_submits(perturbation_server, page, tmp_path):
+def test_reader_sees_the_hanging_sets_the_window_zooms_answers_and_submits(
+    perturbation_server, page, page_errors, tmp_path
+):
     server = perturbation_server
     started = time.monotonic()
     page.goto(server.links["reader01"])
@@ -164,7 +167,7 @@ def test_reader_sees_the_hanging_sets_the_window_zooms_answers_and_submits(pertu
         ).fetchone()[0]
     assert preloads >= 1 and second["opened_at"] is None
     submit.click()
-    page.wait_for_function("document.querySelector('#progress').textContent.startsWith('Exam 2 of 3')")
+    wait_progress(page, "Exam 2 of 3")
     wait_reading(page)
     elapsed = time.monotonic() - started
     screenshot(page, tmp_path / "8-next.png")
@@ -179,6 +182,7 @@ def test_reader_sees_the_hanging_sets_the_window_zooms_answers_and_submits(pertu
     assert reading["status"] == "submitted"
     assert 1.0 <= reading["active_seconds"] <= elapsed - paused_seconds
     assert reading_rows(server, "reader01")[1]["opened_at"] is not None  # its clock starts when shown
+    assert page_errors == []
 
 
 @pytest.mark.parametrize("category", BIRADS)
@@ -221,7 +225,7 @@ def test_reopened_link_resumes_at_the_next_exam_and_the_submitted_one_is_closed(
     first = reading_rows(server, "reader02")[0]
     first_images = page.evaluate("Array.from(document.querySelectorAll('.view')).map(v => v.dataset.imageId)")
     answer_and_submit_via_page(page)
-    page.wait_for_function("document.querySelector('#progress').textContent.startsWith('Exam 2 of 3')")
+    wait_progress(page, "Exam 2 of 3")
     context.close()  # the reader closes the browser: cookies and page state are gone
 
     context = browser.new_context(viewport={"width": 1920, "height": 1080})
@@ -319,9 +323,7 @@ def test_submit_while_the_server_is_down_keeps_the_answers_and_the_retry_stores_
 
     server.start()  # same port, same database
     page.get_by_role("button", name="Submit").click()
-    page.wait_for_function(
-        f"document.querySelector('#progress').textContent.startsWith('Exam {position + 1} of')", timeout=30_000
-    )
+    wait_progress(page, f"Exam {position + 1} of")
     assert page.locator("#message").is_hidden()
     with server.db() as connection:
         rows = connection.execute(
