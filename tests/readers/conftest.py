@@ -15,12 +15,12 @@ CUTOFFS = (float("inf"), 1.0, 0.5)
 
 @pytest.fixture(scope="session")
 def study_inputs(tmp_path_factory) -> dict:
-    return write_inputs(tmp_path_factory.mktemp("inputs"))
+    return write_inputs(tmp_path_factory.mktemp("inputs"), n_readers=10)
 
 
 @pytest.fixture(scope="session")
 def template_study(tmp_path_factory, study_inputs) -> Path:
-    """A small perturbation study: 8 exams (1 practice), 3 readers, severities 0, 1 and 2 mm."""
+    """A small perturbation study: 8 exams (1 practice), 10 readers, severities 0, 1 and 2 mm."""
     out = tmp_path_factory.mktemp("template") / "study"
     create_study(study_inputs["exams"], study_inputs["cases"], study_inputs["readers"], out,
                  cutoffs_per_mm=CUTOFFS, practice=1, seed=3)
@@ -39,5 +39,20 @@ def study(tmp_path, template_study) -> Path:
 def server(study):
     """A real `perceptiongap serve` process on 127.0.0.1 over a fresh study."""
     process = start_server(study)
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_study(tmp_path_factory, template_study) -> Path:
+    target = tmp_path_factory.mktemp("shared") / "study"
+    shutil.copytree(template_study, target)
+    return target
+
+
+@pytest.fixture(scope="module")
+def shared_server(shared_study):
+    """One server for a module's tests; each test uses readers no other test of the module uses."""
+    process = start_server(shared_study)
     yield process
     process.stop()
