@@ -224,6 +224,13 @@ def test_reopened_link_resumes_at_the_next_exam_and_the_submitted_one_is_closed(
     wait_reading(page)
     first = reading_rows(server, "reader02")[0]
     first_images = page.evaluate("Array.from(document.querySelectorAll('.view')).map(v => v.dataset.imageId)")
+    # A reload (or a crash of the tab) keeps the answers given so far.
+    page.get_by_role("radiogroup", name="Left breast BI-RADS").get_by_text("4A", exact=True).click()
+    page.locator("input[name=pom-L]").fill("7")
+    page.reload()
+    wait_reading(page)
+    assert page.locator("input[name=birads-L][value='4A']").is_checked()
+    assert page.locator("input[name=pom-L]").input_value() == "7"
     answer_and_submit_via_page(page)
     wait_progress(page, "Exam 2 of 3")
     context.close()  # the reader closes the browser: cookies and page state are gone
