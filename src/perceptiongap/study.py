@@ -100,6 +100,13 @@ def _as_floats(table: pd.DataFrame, column: str, source: str) -> pd.Series:
     return numbers
 
 
+def _shown(value: object) -> str:
+    """A cell as a person would write it: ``2.5``, ``'x'`` (never a NumPy repr)."""
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return f"{float(value):g}"
+    return repr(str(value))
+
+
 def _optional_column(table: pd.DataFrame, column: str, source: str) -> pd.Series:
     """One optional column, checked (see ``OPTIONAL_OBSERVATION_COLUMNS``); empty values stay NA."""
     raw = table[column]
@@ -110,7 +117,7 @@ def _optional_column(table: pd.DataFrame, column: str, source: str) -> pd.Series
         if bad.any():
             row = _first_bad_row(bad)
             raise InputError(
-                f"column 'birads', row {row}: {raw.iloc[row - 1]!r} is not one of {', '.join(BIRADS_CATEGORIES)}",
+                f"column 'birads', row {row}: {_shown(raw.iloc[row - 1])} is not one of {', '.join(BIRADS_CATEGORIES)}",
                 source=source,
             )
         return values
@@ -125,7 +132,7 @@ def _optional_column(table: pd.DataFrame, column: str, source: str) -> pd.Series
         row = _first_bad_row(bad)
         rule = {"pom": "a percentage in [0, 100]", "seconds": "a number of seconds >= 0",
                 "reading_order": "a whole number >= 1"}[column]
-        raise InputError(f"column {column!r}, row {row}: {raw.iloc[row - 1]!r} is not {rule}", source=source)
+        raise InputError(f"column {column!r}, row {row}: {_shown(raw.iloc[row - 1])} is not {rule}", source=source)
     return numbers.astype(OPTIONAL_OBSERVATION_COLUMNS[column])
 
 

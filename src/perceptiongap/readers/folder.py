@@ -157,12 +157,13 @@ def _request(
     }
 
 
-def _same_request(old: dict, new: dict) -> bool:
-    def key(request: dict) -> dict:
-        inputs = {name: value["sha256"] for name, value in request["inputs"].items()}
-        return {**{k: v for k, v in request.items() if k != "inputs"}, "inputs": inputs}
+def _same_request(record: dict, request: dict) -> bool:
+    """True if a study's record was made by ``request`` (the same options and input files' bytes)."""
+    def key(values: dict) -> dict:
+        inputs = {name: value["sha256"] for name, value in values["inputs"].items()}
+        return {**{k: values.get(k) for k in request if k != "inputs"}, "inputs": inputs}
 
-    return key(old) == key(new)
+    return key(record) == key(request)
 
 
 def _build_database(
