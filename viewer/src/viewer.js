@@ -355,8 +355,12 @@ export class MammoViewer {
       for (const view of VIEWS) {
         if (view === source || !this.images[view]) continue;
         const viewport = this.engine.getViewport(view);
-        if (Math.abs(viewport.getCamera().parallelScale - parallelScale) > 1e-6) {
-          viewport.setCamera({ parallelScale });
+        const current = viewport.getCamera().parallelScale;
+        if (Math.abs(current - parallelScale) > 1e-6) {
+          // Zoom about the middle of the inner edge, so the chest walls stay on the centre line.
+          const canvas = viewport.getCanvas();
+          const inner = view.startsWith('R') ? canvas.clientWidth : 0;
+          zoomAbout(viewport, [inner, canvas.clientHeight / 2], current / parallelScale);
           viewport.render();
         }
       }
@@ -372,12 +376,7 @@ export class MammoViewer {
     event.preventDefault();
     const viewport = this.engine.getViewport(view);
     const rect = viewport.getCanvas().getBoundingClientRect();
-    const anchor = viewport.canvasToWorld([event.clientX - rect.left, event.clientY - rect.top]);
-    const factor = 1.15 ** -Math.sign(event.deltaY);
-    const camera = viewport.getCamera();
-    const focalPoint = camera.focalPoint.map((f, i) => anchor[i] + (f - anchor[i]) / factor);
-    const position = camera.position.map((p, i) => p + focalPoint[i] - camera.focalPoint[i]);
-    viewport.setCamera({ parallelScale: camera.parallelScale / factor, focalPoint, position });
+    zoomAbout(viewport, [event.clientX - rect.left, event.clientY - rect.top], 1.15 ** -Math.sign(event.deltaY));
     viewport.render();
   }
 
@@ -407,6 +406,15 @@ export class MammoViewer {
       position: camera.position.map((v, i) => v + delta[i]),
     });
   }
+}
+
+/** Magnify a viewport by `factor` keeping the world point under `canvasPoint` (CSS px) in place. */
+function zoomAbout(viewport, canvasPoint, factor) {
+  const anchor = viewport.canvasToWorld(canvasPoint);
+  const camera = viewport.getCamera();
+  const focalPoint = camera.focalPoint.map((f, i) => anchor[i] + (f - anchor[i]) / factor);
+  const position = camera.position.map((p, i) => p + focalPoint[i] - camera.focalPoint[i]);
+  viewport.setCamera({ parallelScale: camera.parallelScale / factor, focalPoint, position });
 }
 
 /** Cornerstone image id of a served image (its id is content-free, 32 hex characters). */

@@ -19,6 +19,7 @@ from .conftest import (
     MARKER_BOX,
     PRESET,
     ROWS,
+    SQUARE,
     TISSUE,
     crop,
     expected_grey,
@@ -129,6 +130,21 @@ def test_reader_sees_the_hanging_sets_the_window_zooms_answers_and_submits(
     zoomed = marker_blob(crop(screenshot(page, tmp_path / "5-wheel.png"), boxes["L-CC"]),
                          expected_grey(MARKER, *DEFAULT_WINDOW))
     assert zoomed[2] == pytest.approx(fit_height * 1.15**3, rel=0.1)  # 15 % a notch
+    marker = expected_grey(MARKER, *DEFAULT_WINDOW)
+    unlinked = marker_blob(crop(screenshot(page, tmp_path / "5-wheel.png"), boxes["R-CC"]), marker)
+    assert unlinked[2] == pytest.approx(fit_markers["R-CC"][2], abs=2)  # the other views stay as they were
+    page.get_by_label("Link zoom").check()
+    page.mouse.move(boxes["L-CC"]["x"] + marker_x, boxes["L-CC"]["y"] + marker_y)
+    page.mouse.wheel(0, -120)
+    page.wait_for_timeout(300)
+    # R-CC now has L-CC's magnification (four notches): its 30-row middle square shows it.
+    grey = crop(screenshot(page, tmp_path / "5-linked.png"), boxes["R-CC"])
+    band = np.abs(grey - expected_grey(SQUARE, *DEFAULT_WINDOW)) <= 8
+    labels, count = ndimage.label(band)
+    biggest = labels == 1 + int(np.argmax(ndimage.sum(band, labels, range(1, count + 1))))
+    rows = np.flatnonzero(biggest.any(axis=1))
+    assert rows.size == pytest.approx(30 * boxes["R-CC"]["height"] / ROWS * 1.15**4, rel=0.05)
+    page.get_by_label("Link zoom").uncheck()
 
     # Answers: the rules as the reader types; Submit only when both breasts are valid.
     submit = page.get_by_role("button", name="Submit")
