@@ -266,7 +266,7 @@ def test_reopened_link_resumes_at_the_next_exam_and_the_submitted_one_is_closed(
     screenshot(page, tmp_path / "resumed.png")
     # The API refuses the submitted exam: no open, no images, no second answer.
     assert page.request.post(f"{server.base}/api/readings/{first['id']}/open", data={}).status == 409
-    assert page.request.get(f"{server.base}/api/images/{first_images[0]}.png").status in (404, 409)
+    assert page.request.get(f"{server.base}/api/images/{first_images[0]}.png").status == 404
     again = page.request.post(
         f"{server.base}/api/readings/{first['id']}/submit",
         data={"idempotency_key": "another-key-123", "active_seconds": 1.0,
@@ -357,3 +357,10 @@ def test_submit_while_the_server_is_down_keeps_the_answers_and_the_retry_stores_
     assert status == "submitted"
     screenshot(page, tmp_path / "after-retry.png")
     context.close()
+
+
+def test_the_page_without_a_link_asks_for_it(perturbation_server, page, tmp_path):
+    page.goto(f"{perturbation_server.base}/read")
+    page.locator("body[data-phase='nolink']").wait_for(state="attached", timeout=30_000)
+    screenshot(page, tmp_path / "no-link.png")
+    assert "needs your personal study link" in page.locator("#overlay").inner_text()
