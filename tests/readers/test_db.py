@@ -28,7 +28,8 @@ def _open(connection, reading) -> None:
 
 def _answer(connection, reading, breast="L", birads="1", malignant=0, pom=0.0) -> None:
     connection.execute(
-        "INSERT INTO answers (reading_id, reader_id, exam, breast, birads, malignant, pom) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO answers (reading_id, reader_id, exam, breast, birads, malignant, pom) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
         (reading["id"], reading["reader_id"], reading["exam"], breast, birads, malignant, pom),
     )
 

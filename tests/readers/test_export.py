@@ -49,7 +49,8 @@ def test_export_of_a_study_in_progress(study, tmp_path):
     by_breast = observations.set_index(["exam", "breast"]).sort_index()
     assert by_breast.xs("L", level="breast")["prediction"].eq(1.0).all()
     assert by_breast.xs("R", level="breast")["prediction"].eq(0.0).all()
-    assert by_breast.xs("L", level="breast")["birads"].eq("4C").all() and by_breast.xs("R", level="breast")["pom"].eq(1.5).all()
+    assert by_breast.xs("L", level="breast")["birads"].eq("4C").all()
+    assert by_breast.xs("R", level="breast")["pom"].eq(1.5).all()
     assert sorted(observations["reading_order"].unique().tolist()) == [2, 3]
     assert sorted(observations["seconds"].unique().tolist()) == [21.0, 22.0]
     with sqlite3.connect(study / db.DB_NAME) as connection:

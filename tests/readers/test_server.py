@@ -18,7 +18,8 @@ from tests.readers.helpers import answer_for
 BODY = {
     "idempotency_key": "key-00000001",
     "active_seconds": 12.5,
-    "answers": {"L": {"birads": "4B", "malignant": True, "pom": 30}, "R": {"birads": "1", "malignant": False, "pom": 0}},
+    "answers": {"L": {"birads": "4B", "malignant": True, "pom": 30},
+                "R": {"birads": "1", "malignant": False, "pom": 0}},
 }
 
 
@@ -235,7 +236,7 @@ def test_concurrent_identical_submits_store_exactly_one(shared_server, shared_st
             replies.append(own.post(f"/api/readings/{reading}/submit", json={**BODY, "idempotency_key": key}))
 
     # Four clicks re-sending one key, four that made a new key each: one stored, the rest told so.
-    threads = [threading.Thread(target=submit, args=(f"same-key-0001" if i < 4 else f"click-key-{i:04d}",))
+    threads = [threading.Thread(target=submit, args=("same-key-0001" if i < 4 else f"click-key-{i:04d}",))
                for i in range(8)]
     for thread in threads:
         thread.start()

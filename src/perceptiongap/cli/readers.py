@@ -39,24 +39,60 @@ def _bar(description: str) -> Iterator:
             bar.stop()
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 @study_app.command("design")
 def design_command(
-    exams: Path = typer.Option(..., "--exams", help="CSV: exam, view (L-CC, L-MLO, R-CC, R-MLO), path, optional pixel_mm; DICOM or PNG."),
-    cases: Path = typer.Option(..., "--cases", help="Cases (CSV/Parquet: exam, breast, label, subgroup); never shown to readers."),
+    exams: Path = typer.Option(
+        ..., "--exams",
+        help="CSV: exam, view (L-CC, L-MLO, R-CC, R-MLO), path, optional pixel_mm; DICOM or PNG.",
+    ),
+    cases: Path = typer.Option(
+        ..., "--cases",
+        help="Cases (CSV/Parquet: exam, breast, label, subgroup); never shown to readers.",
+    ),
     readers: Path = typer.Option(..., "--readers", help="CSV: reader (id), optional name (display name)."),
     out: Path = typer.Option(..., "--out", help="The study folder to create (self-contained)."),
-    mode: str = typer.Option("perturbation", "--mode", help="perturbation (each exam once per reader, at one severity) or annotation (unperturbed, ROIs)."),
-    design: str = typer.Option("balanced", "--design", help="balanced (Latin-square style) or release (uniform draw per reader and exam, as the paper)."),
+    mode: str = typer.Option(
+        "perturbation", "--mode",
+        help="perturbation (each exam once per reader, at one severity) or annotation (unperturbed, ROIs).",
+    ),
+    design: str = typer.Option(
+        "balanced", "--design",
+        help="balanced (Latin-square style) or release (uniform draw per reader and exam, as the paper).",
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the design, the practice exams and every reader's order."),
     cutoffs_per_mm: str | None = typer.Option(
-        None, "--cutoffs-per-mm", help="Severities as Gaussian cut-offs in cycles/mm, inf = unperturbed [default: inf and the paper's eight]."),
-    practice: int = typer.Option(0, "--practice", min=0, help="Practice exams read first by every reader (drawn from the exams; never exported)."),
+        None, "--cutoffs-per-mm",
+        help="Severities as Gaussian cut-offs in cycles/mm, inf = unperturbed [default: inf and the paper's eight].",
+    ),
+    practice: int = typer.Option(
+        0, "--practice", min=0,
+        help="Practice exams read first by every reader (drawn from the exams; never exported).",
+    ),
     variant: str = typer.Option("physical", "--variant", help="Low-pass filter: physical or release (see perturb)."),
-    pixel_mm: str | None = typer.Option(None, "--pixel-mm", help="Pixel size in mm (0.07 or ROWxCOL) for images without one (PNG) where EXAMS gives none."),
-    window: list[str] = typer.Option([], "--window", help="A window preset NAME:CENTER:WIDTH in the images' values; repeatable."),
-    title: str | None = typer.Option(None, "--title", help="Study title shown to readers [default: the folder's name]."),
-    observer_group: str = typer.Option("radiologists", "--observer-group", help="observer_group of the exported Observations."),
-    force: bool = typer.Option(False, "--force", help="Replace another design in OUT (never once a reader has opened an exam)."),
+    pixel_mm: str | None = typer.Option(
+        None, "--pixel-mm",
+        help="Pixel size in mm (0.07 or ROWxCOL) for images without one (PNG) where EXAMS gives none.",
+    ),
+    window: list[str] = typer.Option(
+        [], "--window",
+        help="A window preset NAME:CENTER:WIDTH in the images' values; repeatable.",
+    ),
+    title: str | None = typer.Option(
+        None, "--title",
+        help="Study title shown to readers [default: the folder's name].",
+    ),
+    observer_group: str = typer.Option(
+        "radiologists", "--observer-group",
+        help="observer_group of the exported Observations.",
+    ),
+    force: bool = typer.Option(
+        False, "--force",
+        help="Replace another design in OUT (never once a reader has opened an exam).",
+    ),
 ) -> None:
     """Design a reader study and prepare its images once (resumable: re-run to finish)."""
     from perceptiongap.readers import Balance, create_study
@@ -77,8 +113,8 @@ def design_command(
     record = study.record
     typer.echo(
         f"designed {study.folder}: {record['mode']} study ({record['design']}, seed {record['seed']}), "
-        f"{len(record['readers'])} readers x {len(record['study_exams'])} exams"
-        + (f" after {len(record['practice_exams'])} practice exams" if record["practice_exams"] else "")
+        f"{_count(len(record['readers']), 'reader')} x {_count(len(record['study_exams']), 'exam')}"
+        + (f" after {_count(len(record['practice_exams']), 'practice exam')}" if record["practice_exams"] else "")
         + f", severities {', '.join(f'{s:g}' for s in record['severities_mm'])} mm"
     )
     if record["balance"]:
@@ -95,8 +131,7 @@ def status_command(
     from rich.console import Console
     from rich.table import Table
 
-    from perceptiongap.readers import open_study, progress
-    from perceptiongap.readers import db
+    from perceptiongap.readers import db, open_study, progress
 
     info = open_study(study)
     connection = db.connect(info.database, readonly=True)
@@ -106,7 +141,8 @@ def status_command(
         connection.close()
     table = Table(title=f"{info.title}: {summary['study']['mode']} study, {summary['missing_readings']} readings to go")
     for column in ("reader", "name", "done", "practice", "median s/exam", "median active s", "last activity (UTC)"):
-        table.add_column(column, justify="right" if column in ("done", "practice") or column.startswith("median") else "left")
+        numeric = column in ("done", "practice") or column.startswith("median")
+        table.add_column(column, justify="right" if numeric else "left")
     for row in summary["readers"]:
         table.add_row(
             row["id"], row["name"], f"{row['done']}/{row['total']}", f"{row['practice_done']}/{row['practice_total']}",
@@ -120,7 +156,10 @@ def status_command(
 @study_app.command("export")
 def export_command(
     study: Path = typer.Argument(..., help="The study folder (it may be being served)."),
-    out: Path = typer.Option(..., "--out", help="Folder for observations, cases, readings (and rois in annotation mode)."),
+    out: Path = typer.Option(
+        ..., "--out",
+        help="Folder for observations, cases, readings (and rois in annotation mode).",
+    ),
     file_format: str = typer.Option("csv", "--format", help="csv or parquet (for observations and cases)."),
     force: bool = typer.Option(False, "--force", help="Overwrite an earlier export in OUT."),
 ) -> None:
@@ -154,7 +193,10 @@ def serve_command(
     study: Path = typer.Argument(..., help="The study folder made by `perceptiongap study design`."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface)."),
     port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port (0: any free port)."),
-    new_links: bool = typer.Option(False, "--new-links", help="Issue new links for every reader and the admin (old ones stop working)."),
+    new_links: bool = typer.Option(
+        False, "--new-links",
+        help="Issue new links for every reader and the admin (old ones stop working).",
+    ),
 ) -> None:
     """Serve a reader study; prints each reader's link and the admin link when they are issued."""
     from perceptiongap.readers import serve

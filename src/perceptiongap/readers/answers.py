@@ -117,7 +117,8 @@ def check_answer(breast: str, birads: object, malignant: object, pom: object) ->
     where = breast_name(breast)
     if not isinstance(birads, str) or birads.upper() not in BIRADS:
         raise AnswerError(
-            f"{where}: BI-RADS must be one of {', '.join(BIRADS)}, got {birads!r}", rule="birads_category", breast=breast
+            f"{where}: BI-RADS must be one of {', '.join(BIRADS)}, got {birads!r}",
+            rule="birads_category", breast=breast,
         )
     birads = birads.upper()
     if not isinstance(malignant, bool):

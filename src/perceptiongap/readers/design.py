@@ -159,7 +159,8 @@ def balanced_offsets(
         m = members[exam][:, None]
         cost = weight * (2 * exam_counts + 1) + (2 * m * group_counts + m * m).sum(axis=0)
         if current is not None:
-            cost -= weight * (2 * exam_counts[current] - 1) + (2 * m[:, 0] * group_counts[:, current] - m[:, 0] ** 2).sum()
+            here = m[:, 0]
+            cost -= weight * (2 * exam_counts[current] - 1) + (2 * here * group_counts[:, current] - here**2).sum()
             cost[current] = 0
         return cost
 

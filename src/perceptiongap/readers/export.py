@@ -107,7 +107,9 @@ def _counts(readings: pd.DataFrame) -> tuple[int, int]:
     return submitted, int(len(study) - submitted)
 
 
-def export_study(folder: str | Path, out: str | Path, *, file_format: str = "csv", force: bool = False) -> ExportSummary:
+def export_study(
+    folder: str | Path, out: str | Path, *, file_format: str = "csv", force: bool = False
+) -> ExportSummary:
     """Write the export's files into ``out`` (refusing to overwrite them unless ``force``)."""
     if file_format not in ("csv", "parquet"):
         raise InputError(f"must be csv or parquet, got {file_format!r}", source="--format")

@@ -216,8 +216,8 @@ def _build_database(
                 images,
             )
             readings = []
+            practice = set(plan.practice_exams)
             for reader, order, levels in zip(plan.readers, plan.order, plan.severity):
-                practice = set(plan.practice_exams)
                 for position, exam in enumerate(order, start=1):
                     readings.append((reading_id(plan.seed, reader, exam), reader, exam, severities[levels[exam]],
                                      position, int(exam in practice)))

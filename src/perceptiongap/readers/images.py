@@ -97,10 +97,11 @@ def image_id(seed: int, exam: str, severity_mm: float, view: str) -> str:
 
 
 def _first_number(value) -> float | None:
+    """The first of a DICOM value that may be multi-valued (``WindowCenter``), or None."""
     if value is None:
         return None
     try:
-        if isinstance(value, (list, tuple)) or hasattr(value, "__len__") and not isinstance(value, str):
+        if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
             value = value[0]
         number = float(value)
     except (TypeError, ValueError, IndexError):

@@ -17,9 +17,9 @@ import sqlite3
 from pathlib import Path
 
 from perceptiongap.readers import db
-from perceptiongap.readers.answers import BIRADS, MALIGNANT_BY_BIRADS, POM_RANGES
+from perceptiongap.readers.answers import BIRADS, MALIGNANT_BY_BIRADS, POM_RANGES, AnswerError
 from perceptiongap.readers.folder import StudyInfo
-from perceptiongap.readers.submission import parse_submission
+from perceptiongap.readers.submission import Submission, parse_submission
 
 __all__ = [
     "CLIENT_EVENTS",
@@ -169,6 +169,27 @@ def open_reading(connection: sqlite3.Connection, reader_id: str, reading_id: str
     return {"reading": reading_id, "status": "open", "opened_at": iso(opened_at)}
 
 
+def _store(connection: sqlite3.Connection, reading: sqlite3.Row, submission: Submission) -> None:
+    """Write one submission (inside the caller's transaction): answers, ROIs, status, event."""
+    submitted_at = db.now()
+    connection.executemany(
+        "INSERT INTO answers (reading_id, reader_id, exam, breast, birads, malignant, pom) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(reading["id"], reading["reader_id"], reading["exam"], breast, a.birads, int(a.malignant), a.pom)
+         for breast, a in submission.answers.items()],
+    )
+    connection.executemany(
+        "INSERT INTO rois (reading_id, view, x0, y0, x1, y1) VALUES (?, ?, ?, ?, ?, ?)",
+        [(reading["id"], r.view, r.x0, r.y0, r.x1, r.y1) for r in submission.rois],
+    )
+    connection.execute(
+        "UPDATE readings SET status = 'submitted', submitted_at = ?, active_seconds = ?, idempotency_key = ?, "
+        "request_sha256 = ? WHERE id = ?",
+        (submitted_at, submission.active_seconds, submission.idempotency_key, submission.fingerprint, reading["id"]),
+    )
+    db.log_event(connection, "submitted", reader_id=reading["reader_id"], reading_id=reading["id"], at=submitted_at)
+
+
 def submit_reading(
     connection: sqlite3.Connection, study: StudyInfo, reader_id: str, reading_id: str, body: object
 ) -> dict:
@@ -186,43 +207,22 @@ def submit_reading(
     }
     submission = parse_submission(body, annotate=study.mode == "annotation", sizes=sizes)
     with db.write(connection):
-        reading = _own_reading(connection, reader_id, reading_id)
+        reading = _own_reading(connection, reader_id, reading_id)  # again, now that no one else writes
         if reading["status"] == "submitted":
-            same = (reading["idempotency_key"] == submission.idempotency_key
-                    and reading["request_sha256"] == submission.fingerprint)
-            db.log_event(connection, "submit_replayed" if same else "submit_refused",
+            replayed = (reading["idempotency_key"] == submission.idempotency_key
+                        and reading["request_sha256"] == submission.fingerprint)
+            db.log_event(connection, "submit_replayed" if replayed else "submit_refused",
                          reader_id=reader_id, reading_id=reading_id)
-            if not same:
-                conflict = Conflict("this exam is already submitted; the answers given first are kept")
-            else:
-                conflict = None
         else:
-            conflict = None
+            replayed = False
             _require_current(connection, reader_id, reading)
             if reading["status"] != "open":
                 raise Conflict("open the exam (POST .../open) before submitting it")
-            submitted_at = db.now()
-            connection.executemany(
-                "INSERT INTO answers (reading_id, reader_id, exam, breast, birads, malignant, pom) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(reading_id, reader_id, reading["exam"], breast, a.birads, int(a.malignant), a.pom)
-                 for breast, a in submission.answers.items()],
-            )
-            connection.executemany(
-                "INSERT INTO rois (reading_id, view, x0, y0, x1, y1) VALUES (?, ?, ?, ?, ?, ?)",
-                [(reading_id, r.view, r.x0, r.y0, r.x1, r.y1) for r in submission.rois],
-            )
-            connection.execute(
-                "UPDATE readings SET status = 'submitted', submitted_at = ?, active_seconds = ?, "
-                "idempotency_key = ?, request_sha256 = ? WHERE id = ?",
-                (submitted_at, submission.active_seconds, submission.idempotency_key, submission.fingerprint,
-                 reading_id),
-            )
-            db.log_event(connection, "submitted", reader_id=reader_id, reading_id=reading_id, at=submitted_at)
-            reading = None
-    if conflict is not None:
-        raise conflict
-    replayed = reading is not None
+            _store(connection, reading, submission)
+        refused = reading["status"] == "submitted" and not replayed
+    # Raised after the commit, so that the refusal stays in the event log.
+    if refused:
+        raise Conflict("this exam is already submitted; the answers given first are kept")
     stored = _own_reading(connection, reader_id, reading_id)
     return {
         "stored": True,
@@ -236,8 +236,6 @@ def submit_reading(
 def client_event(connection: sqlite3.Connection, reader_id: str, reading_id: str, kind: object,
                  client_time: object = None) -> None:
     """Log the page's pause button (``paused``/``unpaused``) on the current, open reading."""
-    from perceptiongap.readers.answers import AnswerError
-
     if kind not in CLIENT_EVENTS:
         raise AnswerError(f"kind must be one of {', '.join(CLIENT_EVENTS)}, got {kind!r}", rule="event_kind")
     if client_time is not None and not (isinstance(client_time, str) and len(client_time) <= 64):

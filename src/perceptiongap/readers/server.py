@@ -38,12 +38,17 @@ from perceptiongap.readers.export import export_zip
 from perceptiongap.readers.folder import StudyInfo, open_study
 from perceptiongap.readers.status import progress
 
-__all__ = ["RedactTokens", "create_app", "serve"]
+__all__ = ["RedactTokens", "create_app", "listen_socket", "serve"]
 
 _STATIC = resources.files("perceptiongap.readers") / "static"
 _ADMIN_PAGE = resources.files("perceptiongap.readers") / "admin_page"
 _NO_STORE = {"Cache-Control": "no-store"}
 _TOKEN_PATH = re.compile(r"^/([ra])/[^/?#\s]*")
+#: The reading page's policy (its own <meta> tag says the same), plus what only a header can say.
+_READING_PAGE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+    "connect-src 'self'; worker-src 'self' blob:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 
 
 class RedactTokens(logging.Filter):
@@ -201,7 +206,8 @@ def create_app(folder: str | Path) -> FastAPI:
         if not index.is_file():
             return _page("Reading page not installed",
                          "This perceptiongap has no reading page (perceptiongap/readers/static/index.html).")
-        return HTMLResponse(index.read_text(encoding="utf-8"), headers=_NO_STORE)
+        return HTMLResponse(index.read_text(encoding="utf-8"),
+                            headers={**_NO_STORE, "Content-Security-Policy": _READING_PAGE_CSP})
 
     @app.get("/static/{path:path}", include_in_schema=False)
     def static_file(path: str) -> Response:
@@ -305,7 +311,8 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "study"
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (0 = any free port), with TCP_NODELAY; InputError if taken."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP named explicitly: asyncio sets TCP_NODELAY on accepted connections only when the
     # socket says it is TCP; without it every response waits ~40 ms for a delayed ACK (Nagle).
@@ -339,7 +346,7 @@ def serve(
     folder = Path(folder)
     with output_lock(folder, what="study"):
         study = open_study(folder)
-        sock = _bind(host, port)
+        sock = listen_socket(host, port)
         actual_port = sock.getsockname()[1]
         shown_host = f"[{host}]" if ":" in host else host
         base = f"http://{shown_host}:{actual_port}"
