@@ -280,3 +280,15 @@ def test_admin_sees_progress_and_can_reissue_a_link(shared_server, shared_study)
     assert fresh.get(new["link"].replace(shared_server.base, "")).status_code == 303
     assert fresh.get("/api/reader/state").json()["progress"]["done"] == 1
     assert admin.post("/api/admin/readers/nobody/link", json={}).status_code == 404
+
+
+def test_pages_are_static_shells_with_their_security_headers(shared_server):
+    client = httpx.Client(base_url=shared_server.base)  # no session: the pages need none, their API calls do
+    page = client.get("/read")
+    assert page.status_code == 200 and "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    admin = client.get("/admin")
+    assert admin.status_code == 200 and '<script src="/admin.js"' in admin.text
+    assert "'unsafe-inline'" not in admin.headers["content-security-policy"]
+    assert client.get("/admin.js").headers["content-type"].startswith("text/javascript")
+    assert client.get("/api/admin/progress").status_code == 401

