@@ -92,3 +92,11 @@ def test_every_exam_needs_both_breasts_in_cases(tmp_path, study_inputs):
 def test_annotation_mode_takes_no_cutoffs(tmp_path, study_inputs):
     with pytest.raises(InputError, match="--cutoffs-per-mm"):
         _design(study_inputs, tmp_path / "study", mode="annotation")
+
+
+def test_design_and_export_are_reachable_from_the_package():
+    import perceptiongap
+    import perceptiongap.readers as readers
+
+    assert perceptiongap.create_study is readers.create_study
+    assert perceptiongap.export_study is readers.export_study
