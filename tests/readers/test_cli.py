@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 
 import pandas as pd
 
@@ -17,7 +15,7 @@ def test_design_prints_the_balance_achieved(tmp_path, study_inputs, capsys):
                               "--cutoffs-per-mm", "inf,1,0.5", "--practice", "1", "--seed", "9",
                               "--window", "soft:1000:800"], capsys)
     assert code == 0, err
-    assert "perturbation study (balanced, seed 9), 10 readers x 7 exams after 1 practice exams" in out
+    assert "perturbation study (balanced, seed 9), 10 readers x 7 exams after 1 practice exam," in out
     assert "readers per severity, per exam: counts differ by at most 1" in out
     assert "exams per severity, per reader: counts differ by at most 1" in out
     assert "next: perceptiongap serve" in out
@@ -53,15 +51,14 @@ def test_status_and_backup(study, tmp_path, capsys):
     assert code == 2 and "--force" in err
 
 
-def test_a_served_study_can_be_exported_and_backed_up_but_not_served_twice(shared_server, shared_study, tmp_path):
-    second = subprocess.run([sys.executable, "-m", "perceptiongap", "serve", str(shared_study), "--port", "0"],
-                            capture_output=True, text=True, timeout=60)
-    assert second.returncode == 2
-    assert second.stderr.startswith(f"error: {shared_study}: study is being written by another perceptiongap run")
-    for command in (["study", "export", str(shared_study), "--out", str(tmp_path / "export")],
-                    ["study", "backup", str(shared_study), "--out", str(tmp_path / "backup.sqlite")],
-                    ["study", "status", str(shared_study)]):
-        done = subprocess.run([sys.executable, "-m", "perceptiongap", *command], capture_output=True, text=True,
-                              timeout=120)
-        assert done.returncode == 0, done.stderr
+def test_a_served_study_can_be_exported_and_backed_up_but_not_served_twice(shared_server, shared_study, tmp_path,
+                                                                           capsys):
+    code, out, err = run_cli(["serve", shared_study, "--port", "0"], capsys)  # the server holds the study's lock
+    assert code == 2
+    assert err.startswith(f"error: {shared_study}: study is being written by another perceptiongap run")
+    for command in (["study", "export", shared_study, "--out", tmp_path / "export"],
+                    ["study", "backup", shared_study, "--out", tmp_path / "backup.sqlite"],
+                    ["study", "status", shared_study]):
+        code, out, err = run_cli(command, capsys)
+        assert code == 0, err
     assert (tmp_path / "export" / "observations.csv").is_file()
