@@ -49,6 +49,10 @@ def test_status_and_backup(study, tmp_path, capsys):
         assert copy.execute("SELECT count(*) FROM readings").fetchone()[0] == 80
     code, out, err = run_cli(["study", "backup", study, "--out", tmp_path / "copy.sqlite"], capsys)
     assert code == 2 and "--force" in err
+    code, out, err = run_cli(["study", "backup", study, "--out", tmp_path], capsys)
+    assert code == 2 and err.strip() == f"error: {tmp_path}: is a folder; name the backup file, e.g. backup.sqlite"
+    code, out, err = run_cli(["study", "export", study, "--out", tmp_path / "copy.sqlite"], capsys)
+    assert code == 2 and "is a file; the export needs a folder" in err
 
 
 def test_a_served_study_can_be_exported_and_backed_up_but_not_served_twice(shared_server, shared_study, tmp_path,

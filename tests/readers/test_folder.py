@@ -79,6 +79,8 @@ def test_a_folder_holding_something_else_is_refused(tmp_path, study_inputs):
     with pytest.raises(InputError, match="not empty"):
         _design(study_inputs, tmp_path / "busy")
     assert (tmp_path / "busy" / "notes.txt").read_text() == "mine"
+    with pytest.raises(InputError, match="is a file"):
+        _design(study_inputs, tmp_path / "busy" / "notes.txt")
 
 
 def test_every_exam_needs_both_breasts_in_cases(tmp_path, study_inputs):

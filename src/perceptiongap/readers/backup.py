@@ -20,6 +20,8 @@ def backup_database(database: str | Path, out: str | Path, *, force: bool = Fals
     status``/``export`` when put back as ``study.sqlite`` in the study folder).
     """
     out = Path(out)
+    if out.is_dir():
+        raise InputError("is a folder; name the backup file, e.g. backup.sqlite", source=out)
     with output_lock(out, what="backup file"):
         if out.exists() and not force:
             raise InputError("exists; pass --force to overwrite it", source=out)

@@ -115,6 +115,8 @@ def export_study(
         raise InputError(f"must be csv or parquet, got {file_format!r}", source="--format")
     study = open_study(folder)
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError("is a file; the export needs a folder", source=out)
     with output_lock(out, what="export folder"):
         connection = db.connect(study.database, readonly=True)
         try:

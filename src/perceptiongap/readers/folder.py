@@ -351,6 +351,8 @@ def create_study(
                     raise InputError("holds another study design; pass --force to replace it, or choose another folder",
                                      source=out)
                 _remove_study(out)
+        elif out.exists() and not out.is_dir():
+            raise InputError("is a file; the study needs a folder", source=out)
         elif out.exists() and any(out.iterdir()):
             raise InputError("is not empty and holds no study; choose an empty or new folder", source=out)
 
