@@ -62,8 +62,9 @@ def _missing_browser_reason() -> str | None:
     return None
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="session", autouse=True)
 def _needs_browser():
+    """Session-wide and first, so that no server or browser starts where the tests cannot run."""
     reason = _missing_browser_reason()
     if reason is None:
         return
