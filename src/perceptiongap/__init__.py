@@ -8,6 +8,8 @@ imported on first use, so ``import perceptiongap`` stays light:
 ``locate_release``          the authors' release: find or download, checksum-verified (``release``)
 ``import_release``          the release as Observations + Cases (``release``)
 ``lowpass``                 Gaussian low-pass filtering in cycles/mm (``perturb``)
+``create_study``            design a reader study and prepare its images (``readers``)
+``export_study``            a reader study's answers as Observations + Cases (``readers``)
 ``DirichletCalibrator``     calibrate network outputs (``calibrate``)
 ``build_model_data``        one observer group's model arrays (``model``)
 ``fit``                     fit the model: stan-advi, advi or nuts -> ArviZ posterior (``model``)
@@ -15,7 +17,8 @@ imported on first use, so ``import perceptiongap`` stays light:
 ``build_report``            figures and the HTML report of a results folder (``report``)
 ==========================  ==================================================================
 
-Running a network over every exam and severity is ``perceptiongap.predict.predict``.
+Running a network over every exam and severity is ``perceptiongap.predict.predict``; serving a
+reader study is ``perceptiongap.readers.serve``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ _LAZY = {
     "locate_release": "perceptiongap.release",
     "import_release": "perceptiongap.release",
     "lowpass": "perceptiongap.perturb",
+    "create_study": "perceptiongap.readers",
+    "export_study": "perceptiongap.readers",
     "DirichletCalibrator": "perceptiongap.calibrate",
     "build_model_data": "perceptiongap.model",
     "fit": "perceptiongap.model",

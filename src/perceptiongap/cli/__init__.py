@@ -23,7 +23,7 @@ app = typer.Typer(
 )
 
 # Each module adds its commands to `app` on import; the order is the order of the data flow.
-_STAGE_MODULES = ("perturb", "predict", "release", "fit", "report", "stats")
+_STAGE_MODULES = ("perturb", "predict", "readers", "release", "fit", "report", "stats")
 
 
 def _register_stages() -> None:
