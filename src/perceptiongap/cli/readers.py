@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import typer
 
 from perceptiongap.cli import app
-from perceptiongap.cli.options import parse_pixel_mm
-from perceptiongap.cli.progress import progress_bar
+from perceptiongap.cli.progress import progress_callback
 from perceptiongap.errors import InputError
 
 study_app = typer.Typer(
@@ -19,24 +16,6 @@ study_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(study_app, name="study")
-
-
-@contextlib.contextmanager
-def _bar(description: str) -> Iterator:
-    """A progress bar drawn from the first report on; yields ``progress(done, total)``."""
-    bar = progress_bar()
-    task = bar.add_task(description, total=None)
-
-    def report(done: int, total: int) -> None:
-        if not bar.live.is_started:
-            bar.start()
-        bar.update(task, completed=done, total=total)
-
-    try:
-        yield report
-    finally:
-        if bar.live.is_started:
-            bar.stop()
 
 
 def _count(number: int, noun: str) -> str:
@@ -95,6 +74,7 @@ def design_command(
     ),
 ) -> None:
     """Design a reader study and prepare its images once (resumable: re-run to finish)."""
+    from perceptiongap.perturb.filters import parse_pixel_mm
     from perceptiongap.readers import Balance, create_study
     from perceptiongap.readers.images import parse_window
     from perceptiongap.vocabulary import DEFAULT_CUTOFFS_PER_MM, parse_cutoffs
@@ -104,10 +84,10 @@ def design_command(
     else:
         cutoffs = parse_cutoffs(cutoffs_per_mm)
     presets = [parse_window(text) for text in window]
-    with _bar("preparing images (exams)") as progress:
+    with progress_callback("preparing images (exams)") as progress:
         study = create_study(
             exams, cases, readers, out, mode=mode, design=design, seed=seed, cutoffs_per_mm=cutoffs,
-            practice=practice, variant=variant, pixel_mm=parse_pixel_mm(pixel_mm), windows=presets, title=title,
+            practice=practice, variant=variant, pixel_mm=None if pixel_mm is None else parse_pixel_mm(pixel_mm, source="--pixel-mm"), windows=presets, title=title,
             observer_group=observer_group, force=force, progress=progress,
         )
     record = study.record

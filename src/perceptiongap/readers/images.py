@@ -160,13 +160,17 @@ def decode_view(path: str | Path, pixel_mm=None) -> Decoded:
     )
 
 
-def perturb_view(values: np.ndarray, pixel_mm: Sequence[float], cutoffs_per_mm: Sequence[float], variant: str):
-    """The project's perturbation of one view at several cut-offs: (len(cutoffs), H, W).
+def perturb_view(
+    values: np.ndarray, pixel_mm: Sequence[float], cutoffs_per_mm: Sequence[float], variant: str, source: Path
+) -> np.ndarray:
+    """The view perturbed at each cut-off by the project's one perturbation path: (len(cutoffs), H, W).
 
-    The one place this package calls the perturbation (``perturb``, ``compose`` and ``predict``
-    call the same function), so that a reader sees exactly what a network sees.
+    ``values`` are the decoded view (modality units, bright = dense); they go through
+    :func:`perceptiongap.perturb.perturb_image`, the function ``perturb``, ``compose`` and
+    ``predict`` call, so that a reader sees exactly what a network sees.
     """
-    return perturb.lowpass(values, pixel_mm, list(cutoffs_per_mm), variant=variant)
+    view = perturb.images.Mammogram(pixels=values, pixel_mm=tuple(pixel_mm), source=Path(source))
+    return perturb.perturb_image(view, list(cutoffs_per_mm), variant=variant).filtered
 
 
 def _storage_map(values: np.ndarray) -> tuple[float, float]:
@@ -259,10 +263,7 @@ def prepare_exam(
         base = decoded.values
         if slope == 1.0 and intercept == 0.0 and base.dtype not in (np.uint8, np.uint16):
             base = base.astype(np.uint16)  # whole numbers in 0-65535: filter them as uint16 (rounded output)
-        try:
-            stack = perturb_view(base, decoded.pixel_mm, [cutoff for _, cutoff, _ in job.levels], variant)
-        except InputError as error:
-            raise InputError(str(error), source=job.source) from None
+        stack = perturb_view(base, decoded.pixel_mm, [cutoff for _, cutoff, _ in job.levels], variant, job.source)
         shared_window = None
         if decoded.window is not None:
             shared_window = ((decoded.window[0] - intercept) / slope, decoded.window[1] / slope)
