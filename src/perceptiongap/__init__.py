@@ -8,6 +8,8 @@ imported on first use, so ``import perceptiongap`` stays light:
 ``locate_release``          the authors' release: find or download, checksum-verified (``release``)
 ``import_release``          the release as Observations + Cases (``release``)
 ``lowpass``                 Gaussian low-pass filtering in cycles/mm (``perturb``)
+``create_study``            design a reader study and prepare its images (``readers``)
+``export_study``            a reader study's answers as Observations + Cases (``readers``)
 ``DirichletCalibrator``     calibrate network outputs (``calibrate``)
 ``build_model_data``        one observer group's model arrays (``model``)
 ``fit``                     the fit stage: every fit of a study into a results folder (``results``)
@@ -20,7 +22,8 @@ imported on first use, so ``import perceptiongap`` stays light:
 
 The stages take the options of the commands of the same name (``perceptiongap fit --advi-seeds 2``
 is ``perceptiongap.fit(..., advi_seeds=2)``). One model fit is ``perceptiongap.model.fit``;
-running a network over every exam and severity is ``perceptiongap.predict.predict``.
+running a network over every exam and severity is ``perceptiongap.predict.predict``; serving a
+reader study is ``perceptiongap.readers.serve``.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ _LAZY = {
     "locate_release": "perceptiongap.release",
     "import_release": "perceptiongap.release",
     "lowpass": "perceptiongap.perturb",
+    "create_study": "perceptiongap.readers",
+    "export_study": "perceptiongap.readers",
     "DirichletCalibrator": "perceptiongap.calibrate",
     "build_model_data": "perceptiongap.model",
     "fit": "perceptiongap.results",
