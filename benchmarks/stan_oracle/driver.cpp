@@ -5,6 +5,12 @@
 //
 //   driver DATA.json SEED OUT_PREFIX [iter grad_samples elbo_samples eta adapt_engaged
 //                                     adapt_iter tol_rel_obj eval_elbo output_samples init_radius]
+//   driver --gradient DATA.json IN.f64 OUT.f64
+//
+// The second form evaluates Stan's log density (propto=false, all constants) and its gradient at
+// parameter vectors given in the order of Stan's output columns (float64 rows of num_params_r), and
+// writes rows [log density, gradient in the same column order]: `oracle.py check` compares them with
+// perceptiongap's density.
 //
 // The defaults are PyStan 2's `vb` defaults, as the release called it. Writes
 //   OUT_PREFIX.names     one column name per line (lp__, log_p__, log_g__, then the parameters)
@@ -14,6 +20,12 @@
 //   OUT_PREFIX.json      eta, the stop iteration, return code, and per phase the number of log
 //                        density evaluations and how many of them were not finite
 //   OUT_PREFIX.log       Stan's messages
+//
+// With the environment variable ORACLE_TRACE=PATH it also writes every point at which Stan evaluates
+// the log density in the initialisation and the main loop, in order: records of int32 phase,
+// int32 autodiff (1 = gradient draw, 0 = ELBO draw or initial point), float64 log density, then the
+// point (num_params_r float64, unconstrained order); the first record (phase -1) gives instead the
+// output column of each unconstrained coordinate. `oracle.py replay` re-runs our update rule on it.
 //
 // Counting: the model class is wrapped so that every log density Stan evaluates is counted, by
 // phase (the phase is read off Stan's own log messages). Evaluations in double precision are the
@@ -25,12 +37,15 @@
 #include <stan/callbacks/writer.hpp>
 #include <stan/io/empty_var_context.hpp>
 #include <stan/io/json/json_data.hpp>
+#include <stan/model/log_prob_grad.hpp>
 #include <stan/services/experimental/advi/meanfield.hpp>
 
 #include ORACLE_MODEL_HPP
 
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
+#include <limits>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -54,6 +69,20 @@ Phase phase = INIT;
 Counts by_phase[N_PHASES];
 Counts since_evaluation;  // main loop, since the previous ELBO evaluation
 
+std::ofstream* trace = nullptr;
+
+template <typename T>
+void trace_point(bool is_var, double value, const T& params) {
+  if (trace == nullptr || (phase != INIT && phase != MAIN)) return;
+  const int header[2] = {static_cast<int>(phase), is_var ? 1 : 0};
+  trace->write(reinterpret_cast<const char*>(header), sizeof(header));
+  trace->write(reinterpret_cast<const char*>(&value), sizeof(value));
+  for (size_t i = 0; i < static_cast<size_t>(params.size()); ++i) {
+    const double x = stan::math::value_of(params[i]);
+    trace->write(reinterpret_cast<const char*>(&x), sizeof(x));
+  }
+}
+
 inline void count(bool is_var, bool finite) {
   for (Counts* c : {&by_phase[phase], &since_evaluation}) {
     if (is_var) {
@@ -75,25 +104,27 @@ class counted_model : public Base {
 
   template <bool propto, bool jacobian, typename T>
   T log_prob(Eigen::Matrix<T, -1, 1>& params_r, std::ostream* msgs = nullptr) const {
-    return counted([&] { return Base::template log_prob<propto, jacobian, T>(params_r, msgs); });
+    return counted(params_r, [&] { return Base::template log_prob<propto, jacobian, T>(params_r, msgs); });
   }
 
   template <bool propto, bool jacobian, typename T>
   T log_prob(std::vector<T>& params_r, std::vector<int>& params_i, std::ostream* msgs = nullptr) const {
-    return counted([&] { return Base::template log_prob<propto, jacobian, T>(params_r, params_i, msgs); });
+    return counted(params_r, [&] { return Base::template log_prob<propto, jacobian, T>(params_r, params_i, msgs); });
   }
 
  private:
-  template <class F>
-  static auto counted(F&& evaluate) -> decltype(evaluate()) {
+  template <class P, class F>
+  static auto counted(const P& params, F&& evaluate) -> decltype(evaluate()) {
     using T = decltype(evaluate());
     constexpr bool is_var = !std::is_same<T, double>::value;
     try {
       T lp = evaluate();
       count(is_var, std::isfinite(stan::math::value_of(lp)));
+      trace_point(is_var, stan::math::value_of(lp), params);
       return lp;
     } catch (...) {
       count(is_var, false);
+      trace_point(is_var, std::numeric_limits<double>::quiet_NaN(), params);
       throw;
     }
   }
@@ -178,7 +209,36 @@ class draws_writer : public stan::callbacks::writer {
 
 }  // namespace oracle
 
+// Log density and gradient at given points (see the header comment).
+int gradient_mode(const std::string& data_path, const std::string& in_path, const std::string& out_path) {
+  std::ifstream data_stream(data_path);
+  if (!data_stream) {
+    std::cerr << "error: " << data_path << ": cannot open\n";
+    return 2;
+  }
+  stan::json::json_data data(data_stream);
+  stan_model model(data, 0, &std::cerr);
+  const size_t n = model.num_params_r();
+  // Output columns and unconstrained coordinates are the same reals in another order (every
+  // parameter is unconstrained): unconstraining the column indices gives the permutation.
+  Eigen::VectorXd column_index(n), unconstrained_index;
+  for (size_t i = 0; i < n; ++i) column_index(i) = static_cast<double>(i);
+  model.unconstrain_array(column_index, unconstrained_index);
+  std::ifstream in(in_path, std::ios::binary);
+  std::ofstream out(out_path, std::ios::binary);
+  std::vector<double> row(n), result(n + 1);
+  while (in.read(reinterpret_cast<char*>(row.data()), n * sizeof(double))) {
+    Eigen::VectorXd constrained = Eigen::Map<Eigen::VectorXd>(row.data(), n), unconstrained, gradient;
+    model.unconstrain_array(constrained, unconstrained);
+    result[0] = stan::model::log_prob_grad<false, true>(model, unconstrained, gradient, &std::cerr);
+    for (size_t i = 0; i < n; ++i) result[1 + static_cast<size_t>(unconstrained_index(i))] = gradient(i);
+    out.write(reinterpret_cast<const char*>(result.data()), result.size() * sizeof(double));
+  }
+  return 0;
+}
+
 int main(int argc, char** argv) {
+  if (argc == 5 && std::string(argv[1]) == "--gradient") return gradient_mode(argv[2], argv[3], argv[4]);
   if (argc < 4) {
     std::cerr << "usage: " << argv[0] << " DATA.json SEED OUT_PREFIX [iter grad_samples elbo_samples eta "
               << "adapt_engaged adapt_iter tol_rel_obj eval_elbo output_samples init_radius]\n";
@@ -207,10 +267,28 @@ int main(int argc, char** argv) {
     return 2;
   }
   stan::json::json_data data(data_stream);
+  std::ofstream trace_file;
+  if (const char* trace_path = std::getenv("ORACLE_TRACE")) {
+    trace_file.open(trace_path, std::ios::binary);
+    oracle::trace = &trace_file;
+  }
   std::ofstream log(prefix + ".log");
   oracle::phase_logger logger(log);
   using model_t = oracle::counted_model<stan_model>;
   model_t model(data, seed, &log);
+  if (oracle::trace != nullptr) {
+    // First record (phase -1): for each unconstrained coordinate, its index among the parameter
+    // columns of the output (every parameter is unconstrained, so the two orders are a permutation).
+    const size_t n = model.num_params_r();
+    Eigen::VectorXd column_index(n), unconstrained_index;
+    for (size_t i = 0; i < n; ++i) column_index(i) = static_cast<double>(i);
+    model.unconstrain_array(column_index, unconstrained_index);
+    const int header[2] = {-1, 0};
+    const double count = static_cast<double>(n);
+    trace_file.write(reinterpret_cast<const char*>(header), sizeof(header));
+    trace_file.write(reinterpret_cast<const char*>(&count), sizeof(count));
+    trace_file.write(reinterpret_cast<const char*>(unconstrained_index.data()), n * sizeof(double));
+  }
 
   std::ofstream names(prefix + ".names");
   std::ofstream values(prefix + ".draws", std::ios::binary);

@@ -97,9 +97,11 @@ def build(args: argparse.Namespace) -> None:
         if marker not in text:
             raise SystemExit(f"error: {cpp}: expected `{marker}` in stanc's output")
         cpp.write_text(text.replace(marker, f"class {model}_model :"))
+        built = driver_path(model).with_suffix(".new")
         command = ["g++", *CXXFLAGS, f'-DORACLE_MODEL_HPP="{cpp}"', f"-I{include}", str(HERE / "driver.cpp"),
-                   "-o", str(driver_path(model)), f"-L{package / 'lib'}", f"-Wl,-rpath,{package / 'lib'}", "-ltbb"]
+                   "-o", str(built), f"-L{package / 'lib'}", f"-Wl,-rpath,{package / 'lib'}", "-ltbb"]
         subprocess.run(command, check=True)
+        os.replace(built, driver_path(model))  # a rename: fits running the old binary keep it
         return time.perf_counter() - start
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
@@ -312,11 +314,14 @@ def fits_table(root: Path, inference: str, all_data: dict, seeds) -> "pd.DataFra
 
 
 def check(args: argparse.Namespace) -> None:
-    """Our log density (double precision) at Stan's own draws against Stan's `log_p__`.
+    """Our log density and gradient (double precision) against Stan's, at Stan's own draws.
 
-    An end-to-end check of the data and of the mapping of Stan's columns onto our parameters: both
-    must agree to rounding wherever Stan's value is finite.
+    An end-to-end check of the data, of the mapping of Stan's columns onto our parameters and of our
+    density's gradient: at every draw both must agree to rounding. Stan's values come from the
+    driver's `--gradient` mode (Stan's log_prob_grad, all constants kept).
     """
+    import tempfile
+
     import jax
 
     jax.config.update("jax_enable_x64", True)
@@ -329,49 +334,187 @@ def check(args: argparse.Namespace) -> None:
 
     seeds = parse_seeds(args.seeds)
     all_data = release_model_data(args.groups)
-    worst = 0.0
+    worst_value, worst_gradient = 0.0, 0.0
     for group, data in all_data.items():
         model = flat_model_for(data)
         arrays = device_data(data)
+        value_and_grad = jax.jit(jax.vmap(jax.value_and_grad(model.log_density), in_axes=(0, None)))
         for seed in seeds:
             prefix = args.stan / "fits" / group / f"seed{seed}"
             if not prefix.with_suffix(".draws").exists():
                 raise SystemExit(f"error: {prefix}.draws: missing (kept only with `run --keep-draws`)")
             names, values = read_stan_draws(prefix)
+            rows = 1 + np.linspace(0, values.shape[0] - 2, args.draws).astype(int)
+            columns = [i for i, name in enumerate(names) if name.split(".")[0] in LATENT_SITES]
+            with tempfile.TemporaryDirectory() as tmp:
+                points, results = Path(tmp) / "points.f64", Path(tmp) / "results.f64"
+                np.ascontiguousarray(values[np.ix_(rows, columns)]).tofile(points)
+                subprocess.run([str(driver_path(model_of(data))), "--gradient", str(args.stan / "data" / f"{group}.json"),
+                                str(points), str(results)], check=True)
+                stan = np.fromfile(results).reshape(len(rows), 1 + len(columns))
             sites = stan_sites(names, values, data)
-            rows = np.arange(0, values.shape[0] - 1, max(1, (values.shape[0] - 1) // args.draws))[: args.draws]
-            flat = np.stack([np.asarray(ravel_pytree({site: jnp.asarray(sites[site][0, i]) for site in LATENT_SITES})[0])
-                             for i in rows])
-            ours = np.asarray(jax.vmap(model.log_density, in_axes=(0, None))(jnp.asarray(flat), arrays))
-            stan = values[1:, names.index("log_p__")][rows]
-            finite = np.isfinite(stan)
-            difference = np.abs(ours[finite] - stan[finite])
-            relative = difference / np.abs(stan[finite])
-            worst = max(worst, float(relative.max(initial=0.0)))
-            log(f"{group} seed {seed}: {finite.sum()} of {len(rows)} draws finite under Stan; "
-                f"|ours - Stan| up to {difference.max(initial=0.0):.2e} (relative {relative.max(initial=0.0):.1e}); "
-                f"ours at Stan's -inf draws: {ours[~finite][:5]}")
-    log(f"largest relative difference {worst:.1e}")
+            flat = np.stack([np.asarray(ravel_pytree({site: jnp.asarray(sites[site][0, row - 1])
+                                                      for site in LATENT_SITES})[0]) for row in rows])
+            ours_value, ours_flat_gradient = (np.asarray(x) for x in value_and_grad(jnp.asarray(flat), arrays))
+            gradient_sites = jax.vmap(model.unravel)(jnp.asarray(ours_flat_gradient))
+            ours_gradient = np.stack([np.asarray(gradient_sites[names[c].split(".")[0]])[
+                (slice(None), *(int(i) - 1 for i in names[c].split(".")[1:]))] for c in columns], axis=1)
+            finite = np.isfinite(stan[:, 0])
+            value_error = np.abs(ours_value - stan[:, 0])[finite] / np.abs(stan[finite, 0])
+            gradient_error = (np.abs(ours_gradient - stan[:, 1:]).max(axis=1)[finite]
+                              / np.maximum(np.abs(stan[finite, 1:]).max(axis=1), 1.0))
+            worst_value = max(worst_value, float(value_error.max(initial=0.0)))
+            worst_gradient = max(worst_gradient, float(gradient_error.max(initial=0.0)))
+            log(f"{group} seed {seed}: {finite.sum()} of {len(rows)} draws finite under Stan; relative difference "
+                f"of the log density up to {value_error.max(initial=0.0):.1e}, of the gradient up to "
+                f"{gradient_error.max(initial=0.0):.1e}; ours where Stan's is not finite: {ours_value[~finite][:5]}")
+    log(f"largest relative difference: log density {worst_value:.1e}, gradient {worst_gradient:.1e}")
+
+
+# --- replay ---------------------------------------------------------------------------------
+
+
+def read_trace(path: Path):
+    """The driver's ORACLE_TRACE records: (permutation, phase, autodiff, log density, points)."""
+    import numpy as np
+
+    raw = path.read_bytes()
+    header = np.frombuffer(raw, dtype=np.int32, count=2)
+    n = int(np.frombuffer(raw, dtype=np.float64, count=1, offset=8)[0])
+    permutation = np.frombuffer(raw, dtype=np.float64, count=n, offset=16).astype(int)
+    if header[0] != -1:
+        raise SystemExit(f"error: {path}: not an ORACLE_TRACE file")
+    record = np.dtype([("phase", np.int32), ("autodiff", np.int32), ("log_density", np.float64),
+                       ("point", np.float64, (n,))])
+    records = np.frombuffer(raw, dtype=record, offset=16 + 8 * n)
+    return permutation, records
+
+
+def replay(args: argparse.Namespace) -> None:
+    """Re-run our update rule on the points at which Stan evaluated its gradients, and compare.
+
+    Stan's gradient draw k is zeta_k = m_k + exp(omega_k) z_k. Starting from Stan's initial point
+    and omega = 0, the replay recovers z_k = (zeta_k - m_k) / exp(omega_k) with *our* m_k and
+    omega_k, computes the gradient at zeta_k with our density (double precision) and applies our
+    update rule (the one `stan_advi.py` implements: s_1 = g_1^2, s_k = 0.9 s_(k-1) + 0.1 g_k^2,
+    step eta / sqrt(k) * g / (1 + sqrt(s))). If the rules are the same, the replayed trajectory is
+    Stan's: at every ELBO evaluation the mean of Stan's 100 finite ELBO draws plus our entropy
+    equals Stan's ELBO, Stan's ELBO draws standardised with our m_k, omega_k are N(0, 1), and the
+    final m equals Stan's first output row (the approximation's mean). Non-finite gradient draws
+    are skipped, as Stan redraws them.
+    """
+    import subprocess as _subprocess
+
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+    import numpy as np
+    import pandas as pd
+    from jax.flatten_util import ravel_pytree
+
+    from perceptiongap.model.density import device_data, flat_model_for
+    from perceptiongap.model.hierarchical import LATENT_SITES
+
+    data = release_model_data([args.group])[args.group]
+    model = flat_model_for(data)
+    arrays = device_data(data)
+    prefix = args.out / f"{args.group}_seed{args.seed}"
+    trace_path = prefix.with_suffix(".trace")
+    if not trace_path.exists() or args.rerun:
+        args.out.mkdir(parents=True, exist_ok=True)
+        data_path = args.out / f"{args.group}.json"
+        data_path.write_text(json.dumps(stan_data(data)))
+        _subprocess.run([str(driver_path(model_of(data))), str(data_path), str(args.seed), str(prefix)], check=True,
+                        env={**os.environ, "ORACLE_TRACE": str(trace_path)})
+    permutation, records = read_trace(trace_path)
+    names, values = read_stan_draws(prefix)
+    summary = json.loads(prefix.with_suffix(".json").read_text())
+    eta = float(summary["eta"])
+    stan_elbo = pd.read_csv(prefix.with_suffix(".elbo.csv"))
+
+    # Stan's unconstrained coordinate i is parameter column permutation[i]; map it onto our flat vector.
+    parameter_names = [name for name in names[3:] if name.split(".")[0] in LATENT_SITES]
+    shapes = {site: np.shape(value) for site, value in model.unravel(jnp.zeros(model.dim)).items()}
+    ids = {site: np.arange(np.prod(shape, dtype=int)).reshape(shape) + offset for site, shape, offset in zip(
+        shapes, shapes.values(), np.cumsum([0, *[np.prod(v, dtype=int) for v in shapes.values()]])[:-1])}
+    flat_ids = np.asarray(ravel_pytree({site: jnp.asarray(v, dtype=float) for site, v in ids.items()})[0]).astype(int)
+    position_of_id = np.argsort(flat_ids)
+
+    def our_position(name: str) -> int:
+        site, *index = name.split(".")
+        return int(position_of_id[ids[site][tuple(int(i) - 1 for i in index)]])
+
+    to_ours = np.array([our_position(parameter_names[column]) for column in permutation])  # stan coord -> ours
+    gradient = jax.jit(jax.grad(model.log_density))
+
+    def ours(point):
+        flat = np.empty(model.dim)
+        flat[to_ours] = point
+        return flat
+
+    initial = records[records["phase"] == 0][0]["point"]
+    m, omega = ours(initial), np.zeros(model.dim)
+    s_m, s_omega = np.zeros(model.dim), np.zeros(model.dim)
+    k, skipped, elbo_values, elbo_z, rows = 0, 0, [], [], []
+    for record in records[records["phase"] == 2]:
+        zeta = ours(record["point"])
+        if record["autodiff"]:
+            if not np.isfinite(record["log_density"]):
+                skipped += 1
+                continue
+            z = (zeta - m) / np.exp(omega)
+            g = np.asarray(gradient(jnp.asarray(zeta), arrays))
+            g_m, g_omega = g, g * z * np.exp(omega) + 1.0
+            k += 1
+            s_m = g_m**2 if k == 1 else 0.9 * s_m + 0.1 * g_m**2
+            s_omega = g_omega**2 if k == 1 else 0.9 * s_omega + 0.1 * g_omega**2
+            m = m + eta / np.sqrt(k) * g_m / (1.0 + np.sqrt(s_m))
+            omega = omega + eta / np.sqrt(k) * g_omega / (1.0 + np.sqrt(s_omega))
+        else:
+            elbo_z.append((zeta - m) / np.exp(omega))
+            if np.isfinite(record["log_density"]):
+                elbo_values.append(record["log_density"])
+            if len(elbo_values) == 100:
+                entropy = 0.5 * model.dim * (1.0 + np.log(2.0 * np.pi)) + omega.sum()
+                z = np.concatenate(elbo_z)
+                rows.append({"iteration": k, "elbo_replayed": np.mean(elbo_values) + entropy,
+                             "z_mean": z.mean(), "z_sd": z.std(), "skipped_gradient_draws": skipped})
+                elbo_values, elbo_z = [], []
+    table = pd.DataFrame(rows).merge(stan_elbo[["iteration", "elbo"]].rename(columns={"elbo": "elbo_stan"}),
+                                     on="iteration", how="left")
+    table["relative_difference"] = (table["elbo_replayed"] - table["elbo_stan"]).abs() / table["elbo_stan"].abs()
+    pd.set_option("display.width", 200)
+    print(table.to_string(index=False, float_format=lambda x: f"{x:.6g}"))
+    stan_mean = np.empty(model.dim)
+    for column, name in enumerate(names):
+        if name.split(".")[0] in LATENT_SITES:
+            stan_mean[our_position(name)] = values[0, column]
+    difference = np.abs(m - stan_mean)
+    print(f"final mean: replayed vs Stan's first output row, largest difference {difference.max():.2e} "
+          f"(largest |m| {np.abs(stan_mean).max():.2f}); {k} iterations replayed, Stan stopped at "
+          f"{summary['iterations']}; {skipped} gradient draws skipped as non-finite")
 
 
 # --- compare ---------------------------------------------------------------------------------
 
 
-def fit_ours(args: argparse.Namespace, all_data: dict, seeds) -> None:
+def fit_ours(args: argparse.Namespace, all_data: dict, seeds, label: str) -> None:
     """perceptiongap's `stan-advi` on the same groups and seeds (kept on disk unless --refit)."""
     from perceptiongap.model import fit_stan_advi, save_posterior
 
     for group, data in all_data.items():
         for seed in seeds:
-            path = posterior_path(args.ours, OURS, group, seed)
+            path = posterior_path(args.ours, label, group, seed)
             if path.exists() and not args.refit:
                 continue
             start = time.perf_counter()
             posterior = fit_stan_advi(data, seed)
             posterior.posterior.attrs["seconds"] = time.perf_counter() - start
+            posterior.posterior.attrs["inference"] = label
             save_posterior(posterior, path)
             attrs = posterior.posterior.attrs
-            log(f"{OURS} {group} seed {seed}: {attrs['seconds']:.1f} s, eta {attrs['eta']:g}, "
+            log(f"{label} {group} seed {seed}: {attrs['seconds']:.1f} s, eta {attrs['eta']:g}, "
                 f"stop {attrs['iterations']}")
 
 
@@ -406,7 +549,7 @@ def stan_results(folder: Path, name: str, groups, seeds, compute) -> "pd.DataFra
     return compute()
 
 
-def comparison(per_seed: "pd.DataFrame") -> "pd.DataFrame":
+def comparison(per_seed: "pd.DataFrame", ours: str = OURS) -> "pd.DataFrame":
     """Per group x subgroup x severity: Stan vs ours, median separability, fraction significant, median E[gamma]."""
     import pandas as pd
 
@@ -419,7 +562,7 @@ def comparison(per_seed: "pd.DataFrame") -> "pd.DataFrame":
     columns = {"separability_mean": "separability", "frac_separability_significant": "frac_drop_significant",
                "confidence_mean": "gamma", "p_separability_drop": "p_drop", "fits": "fits"}
     sides = []
-    for inference, label in ((STAN, "stan"), (OURS, "ours")):
+    for inference, label in ((STAN, "stan"), (ours, "ours")):
         side = combined[combined["inference"] == inference].set_index(key)[list(columns)].rename(
             columns={name: f"{new}_{label}" for name, new in columns.items()})
         sides.append(side)
@@ -427,6 +570,7 @@ def comparison(per_seed: "pd.DataFrame") -> "pd.DataFrame":
     table["separability_diff"] = table["separability_ours"] - table["separability_stan"]
     table["frac_diff"] = table["frac_drop_significant_ours"] - table["frac_drop_significant_stan"]
     table["gamma_diff"] = table["gamma_ours"] - table["gamma_stan"]
+    table = table.merge(seed_noise(per_seed, ours), on=key, how="left")
     perturbed = table["severity_mm"] > 0
     table["goal_met"] = (table["separability_diff"].abs() <= 0.05) & (
         (table["frac_diff"].abs() <= 0.2) | ~perturbed)
@@ -434,6 +578,38 @@ def comparison(per_seed: "pd.DataFrame") -> "pd.DataFrame":
     table = table.sort_values(["observer_group", "subgroup", "severity_mm"],
                               key=lambda c: c.map(order) if c.name == "observer_group" else c, kind="stable")
     return table.reset_index(drop=True)
+
+
+def seed_noise(per_seed: "pd.DataFrame", ours: str, n_resamples: int = 4000, level: float = 0.9) -> "pd.DataFrame":
+    """How much of a difference between the two methods' seed medians is chance: bootstrap intervals.
+
+    Seeds are resampled with replacement, each method separately (their seeds are unrelated random
+    streams), and the difference of medians (separability, E[gamma]) and of the fraction of seeds
+    with p < 0.05 is recomputed; the columns ``*_lo`` / ``*_hi`` hold the central ``level`` interval.
+    An interval that contains 0 means the seeds cannot tell the methods apart there.
+    """
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(20240610)
+    key = ["observer_group", "subgroup", "severity_mm"]
+    rows = []
+    for values, block in per_seed.groupby(key, sort=False):
+        row = dict(zip(key, values))
+        stan, mine = block[block["inference"] == STAN], block[block["inference"] == ours]
+        if stan.empty or mine.empty:
+            continue
+        for column, name, statistic in (("separability_mean", "separability_diff", np.median),
+                                        ("confidence_mean", "gamma_diff", np.median),
+                                        ("p_separability_drop", "frac_diff", lambda x, axis: np.mean(x < 0.05, axis))):
+            a, b = stan[column].to_numpy(dtype=float), mine[column].to_numpy(dtype=float)
+            if np.isnan(a).all() or np.isnan(b).all():
+                continue
+            differences = (statistic(b[rng.integers(0, len(b), (n_resamples, len(b)))], axis=1)
+                           - statistic(a[rng.integers(0, len(a), (n_resamples, len(a)))], axis=1))
+            row[f"{name}_lo"], row[f"{name}_hi"] = np.quantile(differences, [(1 - level) / 2, (1 + level) / 2])
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def stops(fits: "pd.DataFrame") -> "pd.DataFrame":
@@ -460,34 +636,78 @@ def compare(args: argparse.Namespace) -> None:
     import pandas as pd
 
     seeds = parse_seeds(args.seeds)
-    args.ours = args.ours or args.stan / "ours"
+    label = OURS + ("-x64" if args.x64 else "")
+    if args.x64:  # a diagnostic: is float32 part of the difference? (the project's stan-advi runs in float32)
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+    args.ours = args.ours or args.stan / ("ours-x64" if args.x64 else "ours")
     all_data = release_model_data(args.groups)
-    fit_ours(args, all_data, seeds)
+    fit_ours(args, all_data, seeds, label)
     per_seed = pd.concat([stan_results(args.stan, "per_seed.csv", args.groups, seeds,
                                        lambda: per_seed_tables(args.stan, STAN, args.groups, seeds)),
-                          per_seed_tables(args.ours, OURS, args.groups, seeds)], ignore_index=True)
-    table = comparison(per_seed)
+                          per_seed_tables(args.ours, label, args.groups, seeds)], ignore_index=True)
+    table = comparison(per_seed, label)
     fits = pd.concat([stan_results(args.stan, "fits.csv", args.groups, seeds,
                                    lambda: fits_table(args.stan, STAN, all_data, seeds)),
-                      fits_table(args.ours, OURS, all_data, seeds)], ignore_index=True)
+                      fits_table(args.ours, label, all_data, seeds)], ignore_index=True)
     stop_table = stops(fits)
-    args.ours.mkdir(parents=True, exist_ok=True)
-    per_seed.to_csv(args.ours / "per_seed.csv", index=False)
-    table.to_csv(args.ours / "comparison.csv", index=False)
-    fits.to_csv(args.ours / "fits.csv", index=False)
-    stop_table.to_csv(args.ours / "stops.csv", index=False)
+    write_and_print(args.ours, per_seed, table, fits, stop_table)
+
+
+def write_and_print(folder: Path, per_seed, table, fits, stop_table) -> None:
+    """Write the four tables into ``folder`` and print the comparison and the stops."""
+    import pandas as pd
+
+    folder.mkdir(parents=True, exist_ok=True)
+    per_seed.to_csv(folder / "per_seed.csv", index=False)
+    table.to_csv(folder / "comparison.csv", index=False)
+    fits.to_csv(folder / "fits.csv", index=False)
+    stop_table.to_csv(folder / "stops.csv", index=False)
     pd.set_option("display.width", 250)
     pd.set_option("display.max_rows", 500)
     pd.set_option("display.max_columns", 50)
-    shown = table[table["severity_mm"] > 0][[
-        "observer_group", "subgroup", "severity_mm", "separability_stan", "separability_ours", "separability_diff",
-        "frac_drop_significant_stan", "frac_drop_significant_ours", "gamma_stan", "gamma_ours", "goal_met"]]
-    print(shown.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    shown = table[table["severity_mm"] > 0].copy()
+    for name in ("separability_diff", "frac_diff"):
+        shown[f"{name} (90%)"] = [f"{v:+.2f} [{lo:+.2f}, {hi:+.2f}]" for v, lo, hi in
+                                  zip(shown[name], shown[f"{name}_lo"], shown[f"{name}_hi"])]
+    shown = shown.rename(columns={"observer_group": "group", "severity_mm": "mm", "separability_stan": "sep_stan",
+                                  "separability_ours": "sep_ours", "frac_drop_significant_stan": "sig_stan",
+                                  "frac_drop_significant_ours": "sig_ours"})
+    print(shown[["group", "subgroup", "mm", "sep_stan", "sep_ours", "separability_diff (90%)", "sig_stan", "sig_ours",
+                 "frac_diff (90%)", "gamma_stan", "gamma_ours", "goal_met"]].to_string(
+        index=False, float_format=lambda x: f"{x:.2f}"))
     print()
     print(stop_table.to_string(index=False, float_format=lambda x: f"{x:.2f}"))
-    met = table.loc[table["severity_mm"] > 0, "goal_met"]
-    print(f"\ngoal (|separability diff| <= 0.05 and |fraction diff| <= 0.2) met in {int(met.sum())} of {len(met)} "
-          f"group x subgroup x severity rows; tables in {args.ours}")
+    perturbed = table[table["severity_mm"] > 0]
+    apart = ((perturbed["separability_diff_lo"] > 0) | (perturbed["separability_diff_hi"] < 0)
+             | (perturbed["frac_diff_lo"] > 0) | (perturbed["frac_diff_hi"] < 0))
+    print(f"\ngoal (|separability diff| <= 0.05 and |fraction diff| <= 0.2) met in {int(perturbed['goal_met'].sum())} "
+          f"of {len(perturbed)} group x subgroup x severity rows; the seeds tell the two apart (a 90% interval "
+          f"excluding 0) in {int(apart.sum())} of them; tables in {folder}")
+
+
+def noise(args: argparse.Namespace) -> None:
+    """Stan against Stan: the same comparison between two disjoint sets of Stan's own seeds.
+
+    What the goal's thresholds mean at this number of seeds: two sets of runs of the same procedure
+    differ by this much by chance alone. The second set is labelled "ours" in the printed table.
+    """
+    import pandas as pd
+
+    first, second = parse_seeds(args.seeds), parse_seeds(args.other_seeds)
+    if set(first) & set(second):
+        raise SystemExit("error: --seeds and --other-seeds must not overlap")
+    both = first + second
+    per_seed = stan_results(args.stan, "per_seed.csv", args.groups, both,
+                            lambda: per_seed_tables(args.stan, STAN, args.groups, both))
+    fits = pd.read_csv(args.stan / "fits.csv")
+    fits = fits[fits["observer_group"].isin(args.groups) & fits["seed"].isin(both)].copy()
+    other = STAN + " (other seeds)"
+    for table in (per_seed, fits):
+        table.loc[table["seed"].isin(second), "inference"] = other
+    table = comparison(per_seed, other)
+    write_and_print(args.stan / "noise", per_seed, table, fits, stops(fits))
 
 
 def main() -> None:
@@ -514,10 +734,24 @@ def main() -> None:
     command.add_argument("--groups", default=",".join(GROUPS), type=lambda text: [g for g in text.split(",") if g])
     command.add_argument("--draws", type=int, default=50, help="draws compared per fit (default 50)")
     command.set_defaults(function=check)
+    command = commands.add_parser("noise", help="the same comparison between two disjoint sets of Stan's seeds")
+    command.add_argument("--stan", type=Path, required=True, help="the folder `run --out` wrote")
+    command.add_argument("--seeds", default="0-9")
+    command.add_argument("--other-seeds", default="10-19")
+    command.add_argument("--groups", default=",".join(GROUPS), type=lambda text: [g for g in text.split(",") if g])
+    command.set_defaults(function=noise)
+    command = commands.add_parser("replay", help="re-run our update rule on the points of one traced Stan fit")
+    command.add_argument("--group", default="gmic", choices=GROUPS)
+    command.add_argument("--seed", type=int, default=0)
+    command.add_argument("--out", type=Path, required=True, help="folder for the traced fit (about 30 MB)")
+    command.add_argument("--rerun", action="store_true", help="run Stan again even where a trace exists")
+    command.set_defaults(function=replay)
     compare_command.add_argument("--stan", type=Path, required=True, help="the folder `run --out` wrote")
     compare_command.add_argument("--ours", type=Path, default=None, help="folder for our fits and the tables "
                                  "(default STAN/ours)")
     compare_command.add_argument("--refit", action="store_true", help="refit ours even where a posterior exists")
+    compare_command.add_argument("--x64", action="store_true", help="run our stan-advi in double precision "
+                                 "(a diagnostic; default folder STAN/ours-x64)")
     args = parser.parse_args()
     if shutil.which("g++") is None and args.command == "build":
         raise SystemExit("error: g++ not found (the build needs a C++17 compiler)")
