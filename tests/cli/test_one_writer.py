@@ -105,3 +105,83 @@ def test_perturb_runs_with_different_pixel_sizes_into_one_folder_do_not_mix(png_
     assert forced.code == 0, forced.err
     manifest = assert_manifest_matches_files(out)
     assert len(manifest) == 8 and set(manifest.pixel_row_mm) == {"0.1"}
+
+
+# --------------------------------------------------------------------------------------------
+# Every other command that writes: a second run is refused while the first holds the output
+
+#: The `perceptiongap fit`, `report` and `analyse` cases are in test_outputs.py (they share a fitted folder), and
+#: `serve` in tests/readers/test_cli.py.
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, png_exam) -> dict[str, Path]:
+    """Small inputs for every command: images, exams, a study to calibrate, a simulated study, reader-study files."""
+    from perceptiongap.readers import create_study
+    from perceptiongap.reference import write_synthetic_exams
+    from perceptiongap.study import write_table
+
+    from ..model.simulate import simulate_study
+    from ..readers.helpers import write_inputs
+    from .helpers import simulated_study
+
+    folder = tmp_path_factory.mktemp("inputs")
+    paths = {"images": png_exam, "exams": write_synthetic_exams(folder / "synthetic", 2, shape=(64, 48))}
+    paths["validation"], paths["validation_cases"] = simulated_study(folder, "val", 200, seed=0)
+    paths["test"], paths["test_cases"] = simulated_study(folder, "test", 200, seed=1)
+    observations, cases, _ = simulate_study(seed=8, n_exams=20)
+    write_table(observations, folder / "observations.csv")
+    write_table(cases, folder / "cases.csv")
+    paths["observations"], paths["cases"] = folder / "observations.csv", folder / "cases.csv"
+    reader_study = write_inputs(folder / "reader-study", n_exams=4, n_readers=2, shape=(64, 48))
+    paths.update({f"study_{name}": path for name, path in reader_study.items()})
+    paths["study"] = folder / "designed"
+    create_study(reader_study["exams"], reader_study["cases"], reader_study["readers"], paths["study"],
+                 cutoffs_per_mm=(float("inf"), 1.0))
+    return paths
+
+
+def command(name: str, paths: dict[str, Path], out: Path, release_dir: Path) -> list:
+    """The command line of ``name`` writing ``out``."""
+    return {
+        "compose": ["compose", paths["images"], "--out", out, "--pixel-mm", "0.1", "--cutoffs-per-mm", "2,inf"],
+        "predict": ["predict", "--model", "perceptiongap.reference:network", "--exams", paths["exams"],
+                    "--observer-group", "reference", "--out", out, "--cutoffs-per-mm", "inf,1"],
+        "calibrate": ["calibrate", "--validation", paths["validation"], "--validation-cases",
+                      paths["validation_cases"], "--test", paths["test"], "--out", out],
+        "accuracy": ["accuracy", paths["observations"], "--out", out, paths["cases"], "--bootstrap", "20"],
+        "export imrmc": ["export", "imrmc", paths["observations"], paths["cases"], "--out", out],
+        "study design": ["study", "design", "--exams", paths["study_exams"], "--cases", paths["study_cases"],
+                         "--readers", paths["study_readers"], "--out", out, "--cutoffs-per-mm", "inf,1"],
+        "study export": ["study", "export", paths["study"], "--out", out],
+        "study backup": ["study", "backup", paths["study"], "--out", out],
+        "release import": ["release", "import", release_dir, "--out", out],
+        "reproduce": ["reproduce", "--data", release_dir, "--out", out, "--inference", "stan-advi",
+                      "--advi-seeds", "1"],
+    }[name]
+
+
+OUTPUT_NAMES = {"predict": "obs.parquet", "calibrate": "calibrated.parquet", "export imrmc": "study.imrmc",
+                "study backup": "backup.sqlite"}
+#: Commands whose first run is killed once the second was refused, rather than left to finish (minutes of work).
+LONG = {"reproduce"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["compose", "predict", "calibrate", "accuracy", "export imrmc", "study design",
+                                  "study export", "study backup", "release import", "reproduce"])
+def test_a_second_run_on_the_same_output_is_refused_while_the_first_holds_it(name, inputs, tmp_path, release_dir):
+    out = tmp_path / OUTPUT_NAMES.get(name, "out")
+    args = command(name, inputs, out, release_dir)
+    first = start(*args, fault=stop_at("perceptiongap.locks:_acquire", match=f" {out} ", when="after"))
+    wait_stopped(first)  # it holds the output and has written nothing yet
+    second = run(*args)
+    assert_refused_by(second, out, first.pid)
+    if name in LONG:
+        os.killpg(first.pid, signal.SIGKILL)
+        finish(first)
+        return
+    os.kill(first.pid, signal.SIGCONT)
+    first_done = finish(first)
+    assert first_done.code == 0, first_done.err
+    assert out.exists()

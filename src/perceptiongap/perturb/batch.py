@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 
 from perceptiongap.errors import InputError
-from perceptiongap.locks import output_lock
 from perceptiongap.files import atomic_write_bytes, check_writable, partial_files, remove_paths
+from perceptiongap.locks import output_lock
 from perceptiongap.perturb.compose import COMPOSITE_VIEWS, compose, facing
 from perceptiongap.perturb.filters import VARIANTS, pixel_size_mm
 from perceptiongap.perturb.images import (
@@ -322,7 +322,8 @@ def perturb_files(
             warnings.warn(f"{skipped} image(s) skipped: their exams have no ROIs in the ROI file", stacklevel=2)
         outputs = [p.request["output"] for _, planned in plans for p in planned]
         if len(set(outputs)) != len(outputs):
-            raise InputError("two requested outputs share a file name (annotator names that differ only in punctuation?)")
+            raise InputError(
+                "two requested outputs share a file name (annotator names that differ only in punctuation?)")
 
         manifest = Manifest(out_dir, PERTURB_COLUMNS, _PERTURB_REQUEST)
         remove_paths(partial_files(out_dir))  # what a killed run left half-written; we hold the folder
@@ -337,7 +338,8 @@ def perturb_files(
                     todo.append(plan)
             if todo:
                 jobs.append(
-                    lambda image=image, todo=todo: _perturb_one(image, todo, out_dir, variant, pixel_mm, feather_mm, file_format)
+                    lambda image=image, todo=todo: _perturb_one(image, todo, out_dir, variant, pixel_mm, feather_mm,
+                                                                file_format)
                 )
         _run(jobs, manifest, workers, progress, total=len(plans), done=len(plans) - len(jobs))
         return manifest.table()
@@ -468,7 +470,8 @@ def compose_files(
                 if status != "complete":
                     todo.append((cutoff, request))
             if todo:
-                jobs.append(lambda views=views, todo=todo: _compose_one(views, todo, out_dir, variant, pixel_mm, gap_px))
+                jobs.append(
+                    lambda views=views, todo=todo: _compose_one(views, todo, out_dir, variant, pixel_mm, gap_px))
         _run(jobs, manifest, 1, progress, total=len(exams), done=len(exams) - len(jobs))
         return manifest.table()
 
