@@ -188,19 +188,19 @@ def _finiteness(log_density: Callable, saturation: Callable | None) -> Callable:
     return evaluated
 
 
-def _elbo(log_density: Callable, saturation: Callable | None, mean, log_sd, key, data, n_draws: int):
+def _elbo(log_density: Callable, saturation: Callable | None, mean, log_sd, first, more_draws: Callable, data):
     """Stan's ``calc_ELBO``: (ELBO, draws dropped, ok).
 
     Stan draws until ``n_draws`` finite log densities are in, and fails at the ``n_draws``-th
-    drop. Equivalently: of a sequence of 2 n_draws - 1 draws, the first n_draws finite ones are
-    used, and the call fails when fewer than n_draws of them are finite. Which draws are finite is
-    decided by the model's saturation check before any log density is evaluated; the extra draws
-    are made only when the first n_draws hold a non-finite one.
+    drop. Equivalently: of a sequence of 2 n_draws - 1 standard-normal draws, ``first``
+    (n_draws, dim) followed by ``more_draws()`` (n_draws - 1, dim), the first n_draws finite ones
+    are used, and the call fails when fewer than n_draws of them are finite. Which draws are
+    finite is decided by the model's saturation check before any log density is evaluated; the
+    extra draws are made only when ``first`` holds a non-finite one.
     """
     finiteness = _finiteness(log_density, saturation)
     scale = jnp.exp(log_sd)
-    key_first, key_more = jax.random.split(key)
-    first = jax.random.normal(key_first, (n_draws, mean.shape[0]), dtype=mean.dtype)
+    n_draws = first.shape[0]
 
     def value_finite(z):
         return jax.lax.map(lambda one: finiteness(mean + scale * one, data)[0], z, batch_size=_ELBO_BATCH)
@@ -210,8 +210,8 @@ def _elbo(log_density: Callable, saturation: Callable | None, mean, log_sd, key,
     def first_draws():
         return first, jnp.int32(0), jnp.bool_(True)
 
-    def more_draws():
-        more = jax.random.normal(key_more, (n_draws - 1, mean.shape[0]), dtype=mean.dtype)
+    def with_more_draws():
+        more = more_draws()
         finite = jnp.concatenate([first_finite, value_finite(more)])
         count = jnp.cumsum(finite)
         ok = count[-1] >= n_draws
@@ -219,7 +219,7 @@ def _elbo(log_density: Callable, saturation: Callable | None, mean, log_sd, key,
         used = jnp.nonzero(finite, size=n_draws, fill_value=0)[0]  # the first n_draws finite draws, in order
         return jnp.concatenate([first, more])[used], dropped, ok
 
-    draws, dropped, ok = jax.lax.cond(jnp.all(first_finite), first_draws, more_draws)
+    draws, dropped, ok = jax.lax.cond(jnp.all(first_finite), first_draws, with_more_draws)
 
     def total():
         values = jax.lax.map(lambda one: log_density(mean + scale * one, data), draws, batch_size=_ELBO_BATCH)
@@ -229,12 +229,13 @@ def _elbo(log_density: Callable, saturation: Callable | None, mean, log_sd, key,
     return total / n_draws + _entropy(log_sd), dropped, ok
 
 
-def _gradient(log_density: Callable, saturation: Callable | None, mean, log_sd, first_z, key, data):
+def _gradient(log_density: Callable, saturation: Callable | None, mean, log_sd, first_z, fresh: Callable, data):
     """Stan's ``normal_meanfield::calc_grad``: (g_mean, g_log_sd, draws rejected, ok).
 
-    ``first_z`` (n_draws, dim) are the first n_draws standard-normal draws. A draw whose gradient
-    has a non-finite entry is rejected and replaced by the next fresh draw (from ``key``) that the
-    model's saturation check passes, those it fails counting as rejected too; the call fails at the
+    ``first_z`` (n_draws, dim) are the first n_draws standard-normal draws, ``fresh(attempt)`` the
+    later ones (attempt = 0, 1, ...). A draw whose gradient has a non-finite entry is rejected and
+    replaced by the next fresh draw that the model's saturation check passes, those it fails
+    counting as rejected too; the call fails at the
     ``GRADIENT_RETRIES * n_draws``-th rejection and returns zeros (Stan's ``set_to_zero``, the
     entropy's +1 included). The omega gradient is mean(grad * z) * exp(omega) + 1.
     """
@@ -252,7 +253,7 @@ def _gradient(log_density: Callable, saturation: Callable | None, mean, log_sd, 
 
         def draw(carry):
             z, need, rejected, attempt = carry
-            candidate = jax.random.normal(jax.random.fold_in(key, attempt), mean.shape, dtype=mean.dtype)
+            candidate = fresh(attempt)
             finite = finiteness(mean + scale * candidate, data)[1]
             row = jnp.argmax(need)
             z = jnp.where(finite, z.at[row].set(candidate), z)
@@ -307,8 +308,12 @@ def _advance(log_density: Callable, saturation: Callable | None, state, eta, n_s
 
     def step(carry):
         i, (mean, log_sd, s_mean, s_log_sd, k, rejected, failures) = carry
-        g_mean, g_log_sd, n_rejected, ok = _gradient(log_density, saturation, mean, log_sd, first_z[i],
-                                                     jax.random.fold_in(key_retries, i), data)
+        key_step = jax.random.fold_in(key_retries, i)
+
+        def fresh(attempt):
+            return jax.random.normal(jax.random.fold_in(key_step, attempt), mean.shape, dtype=mean.dtype)
+
+        g_mean, g_log_sd, n_rejected, ok = _gradient(log_density, saturation, mean, log_sd, first_z[i], fresh, data)
         k = k + 1
         first = k == 1
         s_mean = jnp.where(first, s_mean + g_mean**2, 0.9 * s_mean + 0.1 * g_mean**2)
@@ -319,7 +324,11 @@ def _advance(log_density: Callable, saturation: Callable | None, state, eta, n_s
         return i + 1, (mean, log_sd, s_mean, s_log_sd, k, rejected + n_rejected, failures + (~ok))
 
     _, state = jax.lax.while_loop(go_on, step, (jnp.int32(0), state))
-    return state, _elbo(log_density, saturation, state[0], state[1], key_elbo, data, elbo_samples)
+    key_first, key_more = jax.random.split(key_elbo)
+    mean, dim, dtype = state[0], state[0].shape[0], state[0].dtype
+    first = jax.random.normal(key_first, (elbo_samples, dim), dtype=dtype)
+    return state, _elbo(log_density, saturation, mean, state[1], first,
+                        lambda: jax.random.normal(key_more, (elbo_samples - 1, dim), dtype=dtype), data)
 
 
 def _fresh_state(mean, log_sd):
