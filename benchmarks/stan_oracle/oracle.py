@@ -9,19 +9,29 @@ with those of perceptiongap's own `stan-advi` on the same data and seeds.
 Run from the repository root with the project's virtual environment (`make install`):
 
     .venv/bin/python benchmarks/stan_oracle/oracle.py build
-    .venv/bin/python benchmarks/stan_oracle/oracle.py run --out stan-oracle [--seeds 0-9] [--jobs 2]
-    .venv/bin/python benchmarks/stan_oracle/oracle.py compare --stan stan-oracle [--seeds 0-9]
+    .venv/bin/python benchmarks/stan_oracle/oracle.py run --out DIR [--seeds 0-19] [--jobs 2] [--keep-draws]
+    .venv/bin/python benchmarks/stan_oracle/oracle.py compare --stan DIR [--seeds 0-19] [--ours DIR2] [--refit]
+    .venv/bin/python benchmarks/stan_oracle/oracle.py noise --stan DIR [--seeds 0-9] [--other-seeds 10-19]
+    .venv/bin/python benchmarks/stan_oracle/oracle.py check --stan DIR --seeds 0    (needs run --keep-draws)
+    .venv/bin/python benchmarks/stan_oracle/oracle.py replay --out DIR3 --group gmic --seed 6
 
 `build` makes its own virtual environment `benchmarks/stan_oracle/.venv` (git-ignored), installs
-the pinned `httpstan` wheel there (nothing but its files is used), compiles the two Stan programs
-(`radiologists.stan`, `networks.stan`) with its `stanc` and the driver `driver.cpp` with g++, into
-`benchmarks/stan_oracle/build/`. `run` writes, under `--out`: `data/<group>.json` (the model's
-arrays from `import_release` + `build_model_data`, as Stan reads them), `fits/<group>/seed<k>.*`
-(Stan's ELBO trace, counts, log), `posteriors/stan-oracle/<group>/seed<k>.nc` and `fits.csv`; it is
-resumable (fits already on disk are kept). `compare` fits perceptiongap's `stan-advi` on the same
-groups and seeds (kept under `--ours`, default `<stan>/ours`, so that a rerun against a changed
-`stan-advi` needs `--refit`), and writes `per_seed.csv`, `comparison.csv` and `stops.csv` next to
-them, printing both tables. Nothing here runs in the test suite: the build takes minutes.
+the pinned `httpstan` wheel there (nothing but its files is used), translates the two Stan programs
+(`radiologists.stan`, `networks.stan`) with its `stanc` and compiles the driver `driver.cpp` with
+g++ into `benchmarks/stan_oracle/build/`. `run` writes, under `--out`: `data/<group>.json` (the
+model's arrays from `import_release` + `build_model_data`, as Stan reads them),
+`fits/<group>/seed<k>.*` (Stan's ELBO trace with its dropped draws, counts, log),
+`posteriors/stan-oracle/<group>/seed<k>.nc`, `fits.csv` and `per_seed.csv` (fit_table of every
+fit); it is resumable (fits already on disk are kept). `compare` fits perceptiongap's `stan-advi` on
+the same groups and seeds (kept under `--ours`, default `<stan>/ours`; `--refit` after changing
+`stan-advi`) and writes `per_seed.csv`, `comparison.csv` (with bootstrap intervals over seeds),
+`fits.csv` and `stops.csv` there, printing the comparison; it needs only Stan's `per_seed.csv` and
+`fits.csv`, so `--stan benchmarks/stan_oracle/reference` (the 100 fits measured when this was
+written) works without building Stan. `noise` is the same comparison between two sets of Stan's own
+seeds: how far apart chance alone puts two runs of the same procedure. `check` compares our log
+density and gradient with Stan's at Stan's draws; `replay` re-runs our update rule on the points at
+which Stan evaluated its gradients (see STAN_ADVI_RULES.md, section 12). Nothing here runs in the
+test suite: the build takes minutes.
 """
 
 from __future__ import annotations
@@ -35,6 +45,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
+import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 REPOSITORY = HERE.parents[1]
@@ -137,7 +150,6 @@ def release_model_data(groups) -> dict:
 
 def stan_data(data) -> dict:
     """The arrays of `radiologists.stan` / `networks.stan` (1-based indices, one entry per observed cell)."""
-    import numpy as np
 
     observer, severity, case = np.nonzero(data.observed)
     prediction = data.prediction[observer, severity, case]
@@ -172,7 +184,6 @@ def to_inference_data_function():
 
 def read_stan_draws(prefix: Path):
     """Stan's output: (column names, values (1 + output_samples, n_names)); row 0 is the mean."""
-    import numpy as np
 
     names = prefix.with_suffix(".names").read_text().split()
     values = np.fromfile(prefix.with_suffix(".draws"), dtype=np.float64).reshape(-1, len(names))
@@ -181,7 +192,6 @@ def read_stan_draws(prefix: Path):
 
 def stan_sites(names, values, data) -> dict:
     """Stan's columns `mu.n`, `delta.s.g`, `gamma.s.g`, `nu.r.g`, `b.g` -> our sites (1, draws, *dims)."""
-    import numpy as np
 
     shapes = {"mu": (data.n_cases,), "delta": (data.n_severities - 1, data.n_subgroups),
               "gamma": (data.n_severities, data.n_subgroups), "nu": (data.n_observers, data.n_subgroups),
@@ -200,8 +210,6 @@ def stan_sites(names, values, data) -> dict:
 
 def stan_posterior(prefix: Path, data, seed: int):
     """One Stan fit as a perceptiongap posterior, Stan's run recorded in its attributes."""
-    import numpy as np
-    import pandas as pd
 
     from perceptiongap.model import pareto_k_hat
 
@@ -293,9 +301,8 @@ FIT_COLUMNS = ("eta", "iterations", "converged", "pareto_k", "main_elbo_draws_dr
                "stan_seconds", "seconds")
 
 
-def fits_table(root: Path, inference: str, all_data: dict, seeds) -> "pd.DataFrame":
+def fits_table(root: Path, inference: str, all_data: dict, seeds) -> pd.DataFrame:
     """One row per fit on disk: group, seed and the run's attributes (NaN where a method lacks one)."""
-    import pandas as pd
 
     from perceptiongap.model import load_posterior
 
@@ -326,7 +333,6 @@ def check(args: argparse.Namespace) -> None:
 
     jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
-    import numpy as np
     from jax.flatten_util import ravel_pytree
 
     from perceptiongap.model.density import device_data, flat_model_for
@@ -349,8 +355,9 @@ def check(args: argparse.Namespace) -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 points, results = Path(tmp) / "points.f64", Path(tmp) / "results.f64"
                 np.ascontiguousarray(values[np.ix_(rows, columns)]).tofile(points)
-                subprocess.run([str(driver_path(model_of(data))), "--gradient", str(args.stan / "data" / f"{group}.json"),
-                                str(points), str(results)], check=True)
+                data_path = args.stan / "data" / f"{group}.json"
+                subprocess.run([str(driver_path(model_of(data))), "--gradient", str(data_path), str(points),
+                                str(results)], check=True)
                 stan = np.fromfile(results).reshape(len(rows), 1 + len(columns))
             sites = stan_sites(names, values, data)
             flat = np.stack([np.asarray(ravel_pytree({site: jnp.asarray(sites[site][0, row - 1])
@@ -376,7 +383,6 @@ def check(args: argparse.Namespace) -> None:
 
 def read_trace(path: Path):
     """The driver's ORACLE_TRACE records: (permutation, phase, autodiff, log density, points)."""
-    import numpy as np
 
     raw = path.read_bytes()
     header = np.frombuffer(raw, dtype=np.int32, count=2)
@@ -403,14 +409,10 @@ def replay(args: argparse.Namespace) -> None:
     final m equals Stan's first output row (the approximation's mean). Non-finite gradient draws
     are skipped, as Stan redraws them.
     """
-    import subprocess as _subprocess
-
     import jax
 
     jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
-    import numpy as np
-    import pandas as pd
     from jax.flatten_util import ravel_pytree
 
     from perceptiongap.model.density import device_data, flat_model_for
@@ -425,7 +427,7 @@ def replay(args: argparse.Namespace) -> None:
         args.out.mkdir(parents=True, exist_ok=True)
         data_path = args.out / f"{args.group}.json"
         data_path.write_text(json.dumps(stan_data(data)))
-        _subprocess.run([str(driver_path(model_of(data))), str(data_path), str(args.seed), str(prefix)], check=True,
+        subprocess.run([str(driver_path(model_of(data))), str(data_path), str(args.seed), str(prefix)], check=True,
                         env={**os.environ, "ORACLE_TRACE": str(trace_path)})
     permutation, records = read_trace(trace_path)
     names, values = read_stan_draws(prefix)
@@ -518,9 +520,8 @@ def fit_ours(args: argparse.Namespace, all_data: dict, seeds, label: str) -> Non
                 f"stop {attrs['iterations']}")
 
 
-def per_seed_tables(root: Path, inference: str, groups, seeds) -> "pd.DataFrame":
+def per_seed_tables(root: Path, inference: str, groups, seeds) -> pd.DataFrame:
     """fit_table of every posterior on disk, with its seed."""
-    import pandas as pd
 
     from perceptiongap.analysis import fit_table
     from perceptiongap.model import load_posterior
@@ -536,9 +537,8 @@ def per_seed_tables(root: Path, inference: str, groups, seeds) -> "pd.DataFrame"
     return pd.concat(tables, ignore_index=True)
 
 
-def stan_results(folder: Path, name: str, groups, seeds, compute) -> "pd.DataFrame":
+def stan_results(folder: Path, name: str, groups, seeds, compute) -> pd.DataFrame:
     """Stan's table `name` as `run` wrote it (so that comparing needs no Stan posterior), else computed."""
-    import pandas as pd
 
     path = folder / name
     if path.exists():
@@ -549,9 +549,8 @@ def stan_results(folder: Path, name: str, groups, seeds, compute) -> "pd.DataFra
     return compute()
 
 
-def comparison(per_seed: "pd.DataFrame", ours: str = OURS) -> "pd.DataFrame":
+def comparison(per_seed: pd.DataFrame, ours: str = OURS) -> pd.DataFrame:
     """Per group x subgroup x severity: Stan vs ours, median separability, fraction significant, median E[gamma]."""
-    import pandas as pd
 
     from perceptiongap.analysis.summary import combine_fits
 
@@ -580,7 +579,7 @@ def comparison(per_seed: "pd.DataFrame", ours: str = OURS) -> "pd.DataFrame":
     return table.reset_index(drop=True)
 
 
-def seed_noise(per_seed: "pd.DataFrame", ours: str, n_resamples: int = 4000, level: float = 0.9) -> "pd.DataFrame":
+def seed_noise(per_seed: pd.DataFrame, ours: str, n_resamples: int = 4000, level: float = 0.9) -> pd.DataFrame:
     """How much of a difference between the two methods' seed medians is chance: bootstrap intervals.
 
     Seeds are resampled with replacement, each method separately (their seeds are unrelated random
@@ -588,8 +587,6 @@ def seed_noise(per_seed: "pd.DataFrame", ours: str, n_resamples: int = 4000, lev
     with p < 0.05 is recomputed; the columns ``*_lo`` / ``*_hi`` hold the central ``level`` interval.
     An interval that contains 0 means the seeds cannot tell the methods apart there.
     """
-    import numpy as np
-    import pandas as pd
 
     rng = np.random.default_rng(20240610)
     key = ["observer_group", "subgroup", "severity_mm"]
@@ -612,9 +609,8 @@ def seed_noise(per_seed: "pd.DataFrame", ours: str, n_resamples: int = 4000, lev
     return pd.DataFrame(rows)
 
 
-def stops(fits: "pd.DataFrame") -> "pd.DataFrame":
+def stops(fits: pd.DataFrame) -> pd.DataFrame:
     """Per method and group: stop iteration (median, range), the etas chosen, Stan's dropped draws."""
-    import pandas as pd
 
     rows = []
     for (inference, group), rows_of in fits.groupby(["inference", "observer_group"], sort=False):
@@ -633,7 +629,6 @@ def stops(fits: "pd.DataFrame") -> "pd.DataFrame":
 
 
 def compare(args: argparse.Namespace) -> None:
-    import pandas as pd
 
     seeds = parse_seeds(args.seeds)
     label = OURS + ("-x64" if args.x64 else "")
@@ -657,7 +652,6 @@ def compare(args: argparse.Namespace) -> None:
 
 def write_and_print(folder: Path, per_seed, table, fits, stop_table) -> None:
     """Write the four tables into ``folder`` and print the comparison and the stops."""
-    import pandas as pd
 
     folder.mkdir(parents=True, exist_ok=True)
     per_seed.to_csv(folder / "per_seed.csv", index=False)
@@ -693,7 +687,6 @@ def noise(args: argparse.Namespace) -> None:
     What the goal's thresholds mean at this number of seeds: two sets of runs of the same procedure
     differ by this much by chance alone. The second set is labelled "ours" in the printed table.
     """
-    import pandas as pd
 
     first, second = parse_seeds(args.seeds), parse_seeds(args.other_seeds)
     if set(first) & set(second):
@@ -710,6 +703,16 @@ def noise(args: argparse.Namespace) -> None:
     write_and_print(args.stan / "noise", per_seed, table, fits, stops(fits))
 
 
+def group_list(text: str) -> list[str]:
+    """--groups: observer groups of the release, comma-separated."""
+    groups = [group for group in text.split(",") if group]
+    unknown = [group for group in groups if group not in GROUPS]
+    if unknown or not groups:
+        raise argparse.ArgumentTypeError(f"unknown group(s) {', '.join(unknown) or '(none)'}; "
+                                         f"choose from {', '.join(GROUPS)}")
+    return groups
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -721,24 +724,24 @@ def main() -> None:
         command = commands.add_parser(name, help=help_text)
         command.add_argument("--seeds", default="0-9", help="seeds, e.g. 0-9 or 0,2,5 (default 0-9)")
         command.add_argument("--groups", default=",".join(GROUPS),
-                             type=lambda text: [g for g in text.split(",") if g], help="observer groups")
+                             type=group_list, help="observer groups")
         command.set_defaults(function=function)
     run_command, compare_command = commands.choices["run"], commands.choices["compare"]
     run_command.add_argument("--out", type=Path, required=True, help="folder for Stan's fits and posteriors")
     run_command.add_argument("--jobs", type=int, default=2, help="Stan fits at once (default 2)")
     run_command.add_argument("--keep-draws", action="store_true",
                              help="keep Stan's raw output (for `check`) besides the netCDF posterior")
-    command = commands.add_parser("check", help="our log density at Stan's draws against Stan's log_p__")
+    command = commands.add_parser("check", help="our log density and gradient against Stan's, at Stan's draws")
     command.add_argument("--stan", type=Path, required=True, help="the folder `run --keep-draws` wrote")
     command.add_argument("--seeds", default="0")
-    command.add_argument("--groups", default=",".join(GROUPS), type=lambda text: [g for g in text.split(",") if g])
+    command.add_argument("--groups", default=",".join(GROUPS), type=group_list)
     command.add_argument("--draws", type=int, default=50, help="draws compared per fit (default 50)")
     command.set_defaults(function=check)
     command = commands.add_parser("noise", help="the same comparison between two disjoint sets of Stan's seeds")
     command.add_argument("--stan", type=Path, required=True, help="the folder `run --out` wrote")
     command.add_argument("--seeds", default="0-9")
     command.add_argument("--other-seeds", default="10-19")
-    command.add_argument("--groups", default=",".join(GROUPS), type=lambda text: [g for g in text.split(",") if g])
+    command.add_argument("--groups", default=",".join(GROUPS), type=group_list)
     command.set_defaults(function=noise)
     command = commands.add_parser("replay", help="re-run our update rule on the points of one traced Stan fit")
     command.add_argument("--group", default="gmic", choices=GROUPS)
