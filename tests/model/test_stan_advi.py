@@ -314,8 +314,8 @@ def test_stan_advi_runs_in_double_precision_and_leaves_the_process_in_single(stu
     attrs = posterior.posterior.attrs
     assert attrs["numerics"] == "release" and attrs["eta"] in StanADVISettings().eta_sequence
     assert jnp.zeros(1).dtype == jnp.float32
-    for name in ("elbo_draws_dropped", "gradient_draws_rejected", "adapt_elbo_draws_dropped",
-                 "adapt_gradient_draws_rejected"):
+    for name in ("main_elbo_draws_dropped", "main_gradient_draws_rejected", "adapt_elbo_draws_dropped",
+                 "adapt_gradient_draws_rejected", "adapt_gradients_zeroed"):
         assert int(attrs[name]) >= 0, name
 
 

@@ -477,8 +477,8 @@ def fit_stan_advi(
     chosen ``eta``, the stop ``iterations``, ``converged`` (1 when Stan's rule stopped it), the
     ELBO trace (``elbo_iteration``, ``elbo``), the final ELBO of each eta tried
     (``adaptation_eta``, ``adaptation_elbo``), the draws Stan's rules set aside
-    (``elbo_draws_dropped``, ``gradient_draws_rejected`` in the main loop, ``adapt_*`` in the eta
-    trials), ``numerics`` and ``pareto_k``. Draws are stored in single precision (Stan's output
+    (``main_elbo_draws_dropped``, ``main_gradient_draws_rejected`` in the main loop, ``adapt_*``
+    in the eta trials, ``adapt_gradients_zeroed`` the trial iterations whose gradient call failed), ``numerics`` and ``pareto_k``. Draws are stored in single precision (Stan's output
     CSV, which PyStan read, carries six significant digits).
     """
     settings = StanADVISettings() if settings is None else settings
@@ -497,8 +497,8 @@ def fit_stan_advi(
                "elbo_iteration": result.elbo_iteration, "elbo": result.elbo,
                "adaptation_eta": np.asarray(list(result.adaptation_elbo), dtype=float),
                "adaptation_elbo": np.asarray(list(result.adaptation_elbo.values()), dtype=float),
-               "elbo_draws_dropped": result.elbo_draws_dropped,
-               "gradient_draws_rejected": result.gradient_draws_rejected,
+               "main_elbo_draws_dropped": result.elbo_draws_dropped,
+               "main_gradient_draws_rejected": result.gradient_draws_rejected,
                "adapt_elbo_draws_dropped": result.adapt_elbo_draws_dropped,
                "adapt_gradient_draws_rejected": result.adapt_gradient_draws_rejected,
                "adapt_gradients_zeroed": result.adapt_gradients_zeroed,
