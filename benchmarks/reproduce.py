@@ -53,10 +53,13 @@ def main() -> None:
     import jax
 
     from perceptiongap.analysis import posterior_predictive
+    from perceptiongap.analysis.subgroups import choose_subgroups
     from perceptiongap.model import load_posterior
     from perceptiongap.release import import_release, locate_release
     from perceptiongap.report import build_report
-    from perceptiongap.workflow import analyse_results, fit_study, model_groups, plan_fits, posterior_paths, write_study
+    from perceptiongap.results import ResultsFolder, analyse
+    from perceptiongap.results.fitting import fit_study, model_data_for, model_groups, plan_fits
+    from perceptiongap.results.store import write_study_into
 
     out = args.out or Path(tempfile.mkdtemp(prefix="perceptiongap-bench-"))
     timings: dict[str, float] = {}
@@ -64,17 +67,18 @@ def main() -> None:
 
     start = time.perf_counter()
     observations, cases = import_release(locate_release())
-    write_study(observations, cases, out)
+    write_study_into(ResultsFolder(out), observations, cases)
     timings["locate + import release"] = time.perf_counter() - start
 
     groups = model_groups(observations)
+    choice = choose_subgroups(cases)
     for method in args.inference.split(","):
         jobs = plan_fits(groups, [method], advi_seeds=args.advi_seeds)
         start = time.perf_counter()
-        fit_study(observations, cases, jobs, out)
+        fit_study(model_data_for(observations, cases, jobs, choice), jobs, out)
         timings[f"fit {method} ({len(jobs)} fits incl. merged refits)"] = time.perf_counter() - start
 
-    separate, _ = posterior_paths(out)
+    separate, _ = ResultsFolder(out).find_posteriors()
     one_per_group = {}
     for path in separate:
         one_per_group.setdefault(path.parent.name, load_posterior(path))
@@ -87,7 +91,7 @@ def main() -> None:
     timings[f"posterior predictive, all {len(posteriors)} groups"] = predictive_seconds
 
     start = time.perf_counter()
-    analyse_results(out)
+    analyse(out, report=False)
     timings["analyse (all tables)"] = time.perf_counter() - start
     start = time.perf_counter()
     build_report(out)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 
@@ -112,3 +114,42 @@ def test_exam_ids_that_look_numeric_stay_strings(tmp_path):
     write_table(cases, tmp_path / "cases.csv")
     back, _ = read_study(tmp_path / "obs.csv", tmp_path / "cases.csv")
     assert list(back["exam"]) == ["007", "007", "007"]
+
+
+def test_messages_print_plain_numbers_not_numpy_reprs(tmp_path):
+    """A NaN read from Parquet is a NumPy scalar; the message shows `nan`, as a person would write it."""
+    observations = make_observations(prediction=[1.0, 0.0, float("nan")])
+    write_table(observations, tmp_path / "obs.parquet")
+    with pytest.raises(InputError) as info:
+        read_observations(tmp_path / "obs.parquet")
+    assert str(info.value).endswith("column 'prediction', row 3: nan is not a finite number")
+    duplicated = make_observations(breast=["L", "L", "L"], observer=["r1", "r1", "r1"], severity_mm=[0.0, 0.0, 0.0])
+    with pytest.raises(InputError) as info:
+        validate_observations(duplicated, source="obs.csv")
+    assert "severity_mm=0.0," in str(info.value) and "np." not in str(info.value)
+
+
+def test_reader_study_columns_are_kept_and_checked_when_present(tmp_path):
+    table = make_observations(birads=["4a", "1", ""], pom=[30, 0, None], seconds=[12.5, 12.5, None],
+                              reading_order=[3, 3, None])
+    clean = validate_observations(table, source="obs.csv")
+    assert clean["birads"].tolist()[:2] == ["4A", "1"] and pd.isna(clean["birads"].iloc[2])
+    assert clean["pom"].tolist()[:2] == [30.0, 0.0] and pd.isna(clean["pom"].iloc[2])
+    assert clean["reading_order"].dtype == "Int64" and clean["reading_order"].tolist()[:2] == [3, 3]
+    path = tmp_path / "obs.parquet"
+    write_table(clean, path)
+    assert read_observations(path)["birads"].tolist()[:2] == ["4A", "1"]
+    plain = validate_observations(make_observations(notes=["a", "b", "c"]))
+    assert list(plain.columns) == list(make_observations().columns)  # absent stay absent; others dropped
+
+
+@pytest.mark.parametrize(("column", "values", "message"), [
+    ("birads", ["4", "1", ""], "column 'birads', row 1: '4' is not one of 0, 1, 2, 3, 4A, 4B, 4C, 5"),
+    ("pom", [30, 101, None], "column 'pom', row 2: 101 is not a percentage in [0, 100]"),
+    ("seconds", [-1, 1, None], "column 'seconds', row 1: -1 is not a number of seconds >= 0"),
+    ("reading_order", [1, 2.5, None], "column 'reading_order', row 2: 2.5 is not a whole number >= 1"),
+    ("reading_order", [1, "x", None], "column 'reading_order', row 2: 'x' is not a whole number >= 1"),
+])
+def test_bad_reader_study_columns_name_the_row(column, values, message):
+    with pytest.raises(InputError, match="^" + re.escape(f"obs.csv: {message}") + "$"):
+        validate_observations(make_observations(**{column: values}), source="obs.csv")

@@ -15,6 +15,7 @@ import pandas as pd
 
 from perceptiongap.errors import InputError
 from perceptiongap.files import atomic_path
+from perceptiongap.formatting import plain
 from perceptiongap.vocabulary import BREASTS, LABELS, OBSERVER_KINDS, SCHEMES
 
 #: Column -> pandas dtype of a validated Observations table.
@@ -29,6 +30,18 @@ OBSERVATION_COLUMNS: dict[str, str] = {
     "annotator": "string",
     "prediction": "float64",
 }
+
+#: Optional columns (reader studies): kept and validated when present, absent otherwise. Empty
+#: values are allowed (a machine row has no BI-RADS). ``birads`` is one of 0, 1, 2, 3, 4A, 4B, 4C,
+#: 5; ``pom`` a probability of malignancy in percent (0-100); ``seconds`` >= 0 the time spent on the
+#: exam; ``reading_order`` >= 1 the exam's position in the reader's list.
+OPTIONAL_OBSERVATION_COLUMNS: dict[str, str] = {
+    "birads": "string",
+    "pom": "float64",
+    "seconds": "float64",
+    "reading_order": "Int64",
+}
+BIRADS_CATEGORIES: tuple[str, ...] = ("0", "1", "2", "3", "4A", "4B", "4C", "5")
 
 #: Column -> pandas dtype of a validated Cases table.
 CASE_COLUMNS: dict[str, str] = {
@@ -71,7 +84,7 @@ def _check_choices(values: pd.Series, column: str, allowed: tuple[str, ...], sou
     if bad.any():
         row = _first_bad_row(bad)
         raise InputError(
-            f"column {column!r}, row {row}: {values.iloc[row - 1]!r} is not one of {', '.join(allowed)}",
+            f"column {column!r}, row {row}: {plain(values.iloc[row - 1])!r} is not one of {', '.join(allowed)}",
             source=source,
         )
 
@@ -82,10 +95,46 @@ def _as_floats(table: pd.DataFrame, column: str, source: str) -> pd.Series:
     if bad.any():
         row = _first_bad_row(bad)
         raise InputError(
-            f"column {column!r}, row {row}: {table[column].iloc[row - 1]!r} is not a finite number",
+            f"column {column!r}, row {row}: {plain(table[column].iloc[row - 1])!r} is not a finite number",
             source=source,
         )
     return numbers
+
+
+def _shown(value: object) -> str:
+    """A cell as a person would write it: ``2.5``, ``'x'`` (never a NumPy repr)."""
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return f"{float(value):g}"
+    return repr(str(value))
+
+
+def _optional_column(table: pd.DataFrame, column: str, source: str) -> pd.Series:
+    """One optional column, checked (see ``OPTIONAL_OBSERVATION_COLUMNS``); empty values stay NA."""
+    raw = table[column]
+    empty = raw.isna().to_numpy() | (raw.astype(str).str.strip() == "").to_numpy()
+    if column == "birads":
+        values = raw.astype(str).str.strip().str.upper().where(~empty, None).astype("string")
+        bad = ~empty & ~values.isin(BIRADS_CATEGORIES).fillna(False).to_numpy()
+        if bad.any():
+            row = _first_bad_row(bad)
+            raise InputError(
+                f"column 'birads', row {row}: {_shown(raw.iloc[row - 1])} is not one of {', '.join(BIRADS_CATEGORIES)}",
+                source=source,
+            )
+        return values
+    numbers = pd.to_numeric(raw.where(~empty, None), errors="coerce").astype("float64")
+    bad = ~empty & ~np.isfinite(numbers.to_numpy())
+    limits = {"pom": (0.0, 100.0), "seconds": (0.0, np.inf), "reading_order": (1.0, np.inf)}[column]
+    with np.errstate(invalid="ignore"):
+        bad |= ~empty & ((numbers.to_numpy() < limits[0]) | (numbers.to_numpy() > limits[1]))
+        if column == "reading_order":
+            bad |= ~empty & (np.mod(numbers.to_numpy(), 1) != 0)
+    if bad.any():
+        row = _first_bad_row(bad)
+        rule = {"pom": "a percentage in [0, 100]", "seconds": "a number of seconds >= 0",
+                "reading_order": "a whole number >= 1"}[column]
+        raise InputError(f"column {column!r}, row {row}: {_shown(raw.iloc[row - 1])} is not {rule}", source=source)
+    return numbers.astype(OPTIONAL_OBSERVATION_COLUMNS[column])
 
 
 def validate_observations(table: pd.DataFrame, source: str | Path = "observations") -> pd.DataFrame:
@@ -93,7 +142,8 @@ def validate_observations(table: pd.DataFrame, source: str | Path = "observation
 
     Checks: required columns; observer kind, breast and scheme from their fixed sets; predictions
     finite and in [0, 1], and exactly 0 or 1 for humans; severities >= 0; the ROI schemes name an
-    annotator; no duplicate ``OBSERVATION_KEY``. Extra columns are dropped.
+    annotator; no duplicate ``OBSERVATION_KEY``. The ``OPTIONAL_OBSERVATION_COLUMNS`` that are
+    present are kept and checked; other extra columns are dropped.
     """
     source = str(source)
     _require_columns(table, OBSERVATION_COLUMNS, source)
@@ -105,6 +155,9 @@ def validate_observations(table: pd.DataFrame, source: str | Path = "observation
     clean["severity_mm"] = _as_floats(table, "severity_mm", source)
     clean["prediction"] = _as_floats(table, "prediction", source)
     clean = clean[list(OBSERVATION_COLUMNS)]
+    for column in OPTIONAL_OBSERVATION_COLUMNS:
+        if column in table.columns:
+            clean[column] = _optional_column(table, column, source)
 
     _check_choices(clean["observer_kind"], "observer_kind", OBSERVER_KINDS, source)
     _check_choices(clean["breast"], "breast", BREASTS, source)
@@ -138,7 +191,7 @@ def validate_observations(table: pd.DataFrame, source: str | Path = "observation
     duplicated = clean.duplicated(list(OBSERVATION_KEY)).to_numpy()
     if duplicated.any():
         row = _first_bad_row(duplicated)
-        key = ", ".join(f"{k}={clean[k].iloc[row - 1]!r}" for k in OBSERVATION_KEY)
+        key = ", ".join(f"{k}={plain(clean[k].iloc[row - 1])!r}" for k in OBSERVATION_KEY)
         raise InputError(f"row {row}: duplicate observation ({key})", source=source)
     return clean
 
@@ -157,8 +210,8 @@ def validate_cases(table: pd.DataFrame, source: str | Path = "cases") -> pd.Data
     if duplicated.any():
         row = _first_bad_row(duplicated)
         raise InputError(
-            f"row {row}: duplicate case (exam={clean['exam'].iloc[row - 1]!r}, "
-            f"breast={clean['breast'].iloc[row - 1]!r})",
+            f"row {row}: duplicate case (exam={plain(clean['exam'].iloc[row - 1])!r}, "
+            f"breast={plain(clean['breast'].iloc[row - 1])!r})",
             source=source,
         )
     return clean
@@ -174,8 +227,8 @@ def check_observations_have_cases(
     if absent.any():
         row = _first_bad_row(absent)
         raise InputError(
-            f"column 'exam', row {row}: exam {observations['exam'].iloc[row - 1]!r} breast "
-            f"{observations['breast'].iloc[row - 1]!r} is not in Cases",
+            f"column 'exam', row {row}: exam {plain(observations['exam'].iloc[row - 1])!r} breast "
+            f"{plain(observations['breast'].iloc[row - 1])!r} is not in Cases",
             source=str(source),
         )
 

@@ -22,6 +22,7 @@ from perceptiongap.errors import InputError
 __all__ = [
     "ANALYSED_SUBGROUPS",
     "BREASTS",
+    "FILTERED_SUFFIX",
     "DEFAULT_CUTOFFS_PER_MM",
     "LABELS",
     "MERGED_SUBGROUP",
@@ -58,6 +59,8 @@ ANALYSED_SUBGROUPS: tuple[str, ...] = ("microcalcifications", "soft_tissue_lesio
 MERGED_SUBGROUP = "merged"
 #: The paper's observer groups, in the order tables and figures list them (others follow).
 PAPER_OBSERVER_GROUPS: tuple[str, ...] = ("radiologists", "gmic", "gmic_filtered", "dmv", "dmv_filtered")
+#: A machine group named ``<network>_filtered`` is that network trained on filtered images.
+FILTERED_SUFFIX = "_filtered"
 
 #: The paper's eight cut-offs, mildest first (cycles/mm).
 PAPER_CUTOFFS_PER_MM: tuple[float, ...] = (6.0, 4.5, 3.0, 2.0, 1.5, 1.0, 0.5, 0.25)

@@ -51,7 +51,7 @@ def test_out_dir_that_is_a_file_is_one_line_and_exit_2(release_dir, tmp_path, ca
     out.write_text("x")
     code, _, stderr = run(["release", "import", str(release_dir), "--out", str(out), "--force"], capsys)
     assert code == 2
-    assert stderr == f"error: {out}: is a file, not a directory\n"
+    assert stderr == f"error: {out}: is a file, not a folder\n"
 
 
 def test_fetch_prints_where_the_release_is(release_dir, tmp_path, capsys, monkeypatch):
@@ -64,3 +64,24 @@ def test_fetch_prints_where_the_release_is(release_dir, tmp_path, capsys, monkey
     code, stdout, stderr = run(["release", "fetch", "--data", str(tmp_path)], capsys)
     assert code == 2 and stdout == ""
     assert stderr == f"error: {tmp_path}: --data: missing release file annotation_study_idxs.pkl\n"
+
+
+def test_import_of_a_named_folder_verifies_every_checksum(release_dir, tmp_path, capsys):
+    """Issue 16: `release import DIR` imported a release with a flipped bit silently; `fetch --data` refused it."""
+    from perceptiongap.release import REQUIRED_FILES
+
+    altered = tmp_path / "altered"
+    name = "observed_predictions/perturbation_study/dnns/gmic/filtered.pkl"
+    for other in REQUIRED_FILES:
+        (altered / other).parent.mkdir(parents=True, exist_ok=True)
+        if other != name:
+            (altered / other).symlink_to(release_dir / other)
+    data = bytearray((release_dir / name).read_bytes())
+    data[len(data) // 2] ^= 1
+    (altered / name).write_bytes(bytes(data))
+    out = tmp_path / "study"
+    code, stdout, stderr = run(["release", "import", str(altered), "--out", str(out)], capsys)
+    assert code == 2 and stdout == ""
+    assert stderr.startswith(f"error: {altered / name}: checksum mismatch: SHA-256 ")
+    assert len(stderr.strip().splitlines()) == 1
+    assert not out.exists() or not any(out.iterdir())

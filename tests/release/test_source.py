@@ -116,7 +116,7 @@ def test_checksums_in_the_code_are_the_published_ones(release_dir):
 
 
 def test_download_fills_the_cache_with_verified_files_and_is_then_reused(server, release_dir, isolated):
-    cache = locate_release(progress=False, base_url=server.url)
+    cache = locate_release(base_url=server.url)
     assert cache == default_cache_dir()
     assert cache.is_relative_to(isolated)
     assert cache_contents(cache) == sorted(REQUIRED_FILES)  # the instructions PDF is not fetched
@@ -125,14 +125,18 @@ def test_download_fills_the_cache_with_verified_files_and_is_then_reused(server,
     assert sorted(server.requests) == sorted(f"data/{name}" for name in REQUIRED_FILES)
 
     server.stop()  # a verified cache needs no network
-    assert locate_release(progress=False, base_url=server.url) == cache
+    assert locate_release(base_url=server.url) == cache
     assert locate_release(download=False) == cache
 
 
 def test_base_url_comes_from_the_environment(server, monkeypatch):
     monkeypatch.setenv(RELEASE_URL_ENV, server.url.rstrip("/"))  # with or without the trailing slash
-    cache = locate_release(progress=True)  # exercises the progress bar too
+    reports = []
+    cache = locate_release(on_progress=lambda done, total: reports.append((done, total)))
     assert cache_contents(cache) == sorted(REQUIRED_FILES)
+    total = sum(RELEASE_FILES[name][1] for name in REQUIRED_FILES)
+    assert reports[-1] == (total, total)  # progress in bytes, up to every byte of the release
+    assert [done for done, _ in reports] == sorted(done for done, _ in reports)
 
 
 def test_corrupt_download_is_refused_and_leaves_nothing_half_written(release_dir, tmp_path, published):
@@ -140,7 +144,7 @@ def test_corrupt_download_is_refused_and_leaves_nothing_half_written(release_dir
     bad = Server(corrupted_site(release_dir, tmp_path, bad_name))
     try:
         with pytest.raises(InputError) as info:
-            locate_release(progress=False, base_url=bad.url)
+            locate_release(base_url=bad.url)
     finally:
         bad.stop()
     message = str(info.value)
@@ -155,7 +159,7 @@ def test_corrupt_download_is_refused_and_leaves_nothing_half_written(release_dir
 
     good = Server(published)  # a later run downloads only what is missing
     try:
-        assert locate_release(progress=False, base_url=good.url) == cache
+        assert locate_release(base_url=good.url) == cache
     finally:
         good.stop()
     assert sorted(good.requests) == sorted(f"data/{name}" for name in REQUIRED_FILES if name not in left)
@@ -167,7 +171,7 @@ def test_altered_file_in_the_cache_is_downloaded_again(server, release_dir):
     copy_release(release_dir, cache)
     altered = "exam_info.csv"
     (cache / altered).write_text((release_dir / altered).read_text().replace("benign", "Benign", 1))
-    assert locate_release(progress=False, base_url=server.url) == cache
+    assert locate_release(base_url=server.url) == cache
     assert server.requests == [f"data/{altered}"]
     assert sha256(cache / altered) == RELEASE_FILES[altered][0]
 
@@ -177,7 +181,7 @@ def test_network_failure_is_one_line_and_leaves_no_file():
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     with pytest.raises(InputError, match="download failed") as info:
-        locate_release(progress=False, base_url=f"http://127.0.0.1:{port}/data/")
+        locate_release(base_url=f"http://127.0.0.1:{port}/data/")
     assert "\n" not in str(info.value)
     assert cache_contents(default_cache_dir()) == []
 
@@ -187,7 +191,7 @@ def test_missing_file_on_the_server_is_an_http_error(tmp_path):
     empty = Server(tmp_path / "empty-site")
     try:
         with pytest.raises(InputError, match="HTTP 404"):
-            locate_release(progress=False, base_url=empty.url)
+            locate_release(base_url=empty.url)
     finally:
         empty.stop()
 
@@ -214,7 +218,7 @@ def test_given_folder_must_hold_the_whole_release(release_dir, tmp_path, monkeyp
 
     partial_copy = tmp_path / "partial"
     link_release(release_dir, partial_copy, skip="annotation_study_idxs.pkl")
-    with pytest.raises(InputError, match="--data: missing release file annotation_study_idxs.pkl"):
+    with pytest.raises(InputError, match="`data`: missing release file annotation_study_idxs.pkl"):
         locate_release(partial_copy)
     monkeypatch.setenv("PERCEPTIONGAP_DATA", str(partial_copy))
     with pytest.raises(InputError, match=r"\$PERCEPTIONGAP_DATA: missing release file"):

@@ -15,6 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from perceptiongap.results import FitJob
+from perceptiongap.study import read_study
+
 from ..model.simulate import simulate_study
 
 GROUP_NAMES = {"readers": "radiologists", "networks": "gmic"}
@@ -68,40 +71,51 @@ def synthetic_mammogram_folder(root: Path) -> Path:
     return root
 
 
-def fit_short_nuts(jobs, observations, cases, folder: Path) -> None:
+def fit_short_nuts(jobs, model_data, folder: Path) -> None:
     """NUTS fits with short chains (the report only reads them), saved where `fit_study` would put them."""
-    from perceptiongap.analysis.subgroups import merge_subgroups
-    from perceptiongap.model import NUTSSettings, build_model_data, fit_nuts, save_posterior
-    from perceptiongap.vocabulary import ANALYSED_SUBGROUPS, MERGED_SUBGROUP, PAPER_SUBGROUPS
+    from perceptiongap.model import NUTSSettings, fit_nuts, save_posterior
 
     settings = NUTSSettings(num_warmup=100, num_samples=100, num_chains=2)
-    merged_cases = merge_subgroups(cases, ANALYSED_SUBGROUPS, MERGED_SUBGROUP)
     for job in jobs:
-        data = build_model_data(observations, merged_cases if job.merged else cases, job.observer_group,
-                                subgroup_order=(MERGED_SUBGROUP, *PAPER_SUBGROUPS))
-        posterior = fit_nuts(data, job.seed, settings)
+        posterior = fit_nuts(model_data[job.observer_group, job.merged], job.seed, settings)
         posterior.posterior.attrs.update(fit_seconds=1.0, merged=int(job.merged))
         save_posterior(posterior, job.path(folder))
 
 
 @pytest.fixture(scope="session")
 def simulated_results(tmp_path_factory) -> Path:
-    """A results folder as `perceptiongap fit` + `analyse` leave it (no figures, no report)."""
-    from perceptiongap.provenance import write_run_record
-    from perceptiongap.workflow import analyse_results, fit_study, model_groups, plan_fits, study_paths, write_study
+    """A results folder as `perceptiongap fit` + `analyse` leave it (no figures, no report).
 
-    folder = tmp_path_factory.mktemp("report") / "results"
+    Fitted by `perceptiongap.fit` with stan-advi, then NUTS with short chains for two groups
+    (separate subgroups only) added to its plan, as a resumed fit would, and analysed.
+    """
+    from dataclasses import replace
+
+    import perceptiongap
+    from perceptiongap.analysis.subgroups import choose_subgroups
+    from perceptiongap.results import ResultsFolder, read_run_record
+    from perceptiongap.results.fitting import model_data_for
+    from perceptiongap.results.record import write_run_record
+    from perceptiongap.study import write_table
+
+    root = tmp_path_factory.mktemp("report")
+    folder = ResultsFolder(root / "results")
     observations, cases = simulated_paper_study()
-    write_study(observations, cases, folder)
-    jobs = plan_fits(model_groups(observations), ["stan-advi", "nuts"], seed=0, advi_seeds=2)
+    write_table(observations, root / "observations.parquet")
+    write_table(cases, root / "cases.parquet")
+    perceptiongap.fit(root / "observations.parquet", root / "cases.parquet", out=folder.root, inference="stan-advi",
+                      advi_seeds=2)
     # NUTS (compiled anew for every fit) only where the report needs it: two groups, separate subgroups.
-    jobs = [job for job in jobs if job.inference != "nuts" or job.observer_group in NUTS_GROUPS and not job.merged]
-    fit_short_nuts([job for job in jobs if job.inference == "nuts"], observations, cases, folder)
-    fit_study(observations, cases, jobs, folder)  # the stan-advi fits; keeps the NUTS posteriors on disk
-    analyse_results(folder)
-    write_run_record(folder, command=["perceptiongap", "fit", "observations.parquet", "cases.parquet"], seed=0,
-                     advi_seeds=2, inference=["stan-advi", "nuts"], seconds=12.5, inputs=list(study_paths(folder)))
-    return folder
+    record, _, _ = read_run_record(folder)
+    nuts = [FitJob(group, "nuts", 0) for group in NUTS_GROUPS]
+    study_observations, study_cases = read_study(folder.observations_path, folder.cases_path)
+    fit_short_nuts(nuts, model_data_for(study_observations, study_cases, nuts, choose_subgroups(study_cases)),
+                   folder.root)
+    write_run_record(folder, replace(record, inference=["stan-advi", "nuts"], run_seconds=12.5,
+                                     fits=[*record.fits, *(job.relative_path for job in nuts)],
+                                     outputs=[*record.outputs, *(job.relative_path for job in nuts)]))
+    perceptiongap.analyse(folder.root, report=False)
+    return folder.root
 
 
 @pytest.fixture(scope="session")

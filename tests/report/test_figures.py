@@ -10,7 +10,7 @@ from matplotlib.container import ErrorbarContainer
 from perceptiongap.model import load_posterior, severity_effect_summary
 from perceptiongap.report import figures as F
 from perceptiongap.report.palette import PAPER_GROUP_COLOURS, group_colours
-from perceptiongap.workflow import posterior_paths
+from perceptiongap.results import ResultsFolder
 
 # --------------------------------------------------------------------------------------------
 # Reading a figure back (matplotlib artists only; nothing of perceptiongap's)
@@ -162,7 +162,7 @@ def test_inference_comparison_plots_each_method_and_shades_disagreements(tables,
 
 
 def test_elbo_figure_plots_every_stan_advi_trace(simulated_results) -> None:
-    separate, merged = posterior_paths(simulated_results)
+    separate, merged = ResultsFolder(simulated_results).find_posteriors()
     attrs = [load_posterior(p).posterior.attrs for p in separate + merged]
     figure = F.elbo_figure(F.elbo_traces(attrs), inference="stan-advi")
     advi = [a for a in attrs if a["inference"] == "stan-advi"]
@@ -180,7 +180,7 @@ def test_elbo_figure_plots_every_stan_advi_trace(simulated_results) -> None:
 
 
 def test_nuts_diagnostics_match_arviz_summary(simulated_results) -> None:
-    separate, _ = posterior_paths(simulated_results)
+    separate, _ = ResultsFolder(simulated_results).find_posteriors()
     nuts = [load_posterior(p) for p in separate if p.parts[-3] == "nuts"]
     summary = F.nuts_summary(nuts)
     figure = F.nuts_diagnostics_figure(summary, subgroups=["microcalcifications", "soft_tissue_lesions"])
@@ -189,7 +189,7 @@ def test_nuts_diagnostics_match_arviz_summary(simulated_results) -> None:
         reference = severity_effect_summary(posterior)  # az.summary, indexed 'gamma[severity, subgroup]'
         for subgroup in ("microcalcifications", "soft_tissue_lesions"):
             for statistic in ("r_hat", "ess_bulk"):
-                line = [l for l in axis_named(figure, f"{subgroup}|{statistic}").lines if l.get_label() == group][0]
+                line = [x for x in axis_named(figure, f"{subgroup}|{statistic}").lines if x.get_label() == group][0]
                 severities = severity_of(axis_named(figure, f"{subgroup}|{statistic}"), line.get_xdata())
                 expected = [reference.loc[f"gamma[{s}, {subgroup}]", statistic] for s in severities]
                 # az.summary rounds to 2 decimals (r_hat) / integers (ess).
@@ -235,12 +235,6 @@ def test_architectures_pair_each_network_with_the_humans_and_its_filtered_partne
         ("dmv", ["radiologists", "dmv"]),
         ("resnet_filtered", ["radiologists", "resnet_filtered"]),
     ]
-
-
-@pytest.mark.parametrize(("p", "text"), [(0.0004, "<.001"), (0.004, ".004"), (0.0415, ".042"), (0.48, ".48"),
-                                         (0.999, "1"), (float("nan"), "")])
-def test_pvalue_labels(p, text) -> None:
-    assert F.format_p(p) == text
 
 
 def test_every_panel_has_axis_labels_with_units(tables) -> None:

@@ -14,7 +14,7 @@ import pytest
 from perceptiongap.analysis.conclusions import evaluate_conclusions
 from perceptiongap.report.html import render_html, report_context
 from perceptiongap.report.render import _preview_section
-from perceptiongap.report.results import read_results
+from perceptiongap.results import read_results
 
 from ..cli.helpers import run_cli
 

@@ -15,9 +15,9 @@ import pandas as pd
 from perceptiongap.analysis.observed import observed_predictions
 from perceptiongap.analysis.separability import class_separability, separability_summary
 from perceptiongap.errors import InputError
-from perceptiongap.vocabulary import ANALYSED_SUBGROUPS
+from perceptiongap.formatting import plain
+from perceptiongap.vocabulary import ANALYSED_SUBGROUPS, ROI_SCHEMES
 
-ROI_SCHEMES = ("roi_interior", "roi_exterior")
 ANNOTATION_SCHEMES = (*ROI_SCHEMES, "entire")
 ANNOTATION_COLUMNS = (
     "observer_group", "subgroup", "scheme", "severity_mm", "separability_mean", "separability_sd",
@@ -58,7 +58,7 @@ def annotation_study(
             if missing:
                 raise InputError(
                     f"observer_group {group!r}, scheme {scheme!r}: no predictions for annotated exam "
-                    f"{sorted(missing)[0]!r}",
+                    f"{plain(sorted(missing)[0])!r}",
                     source=source,
                 )
         for subgroup in subgroups:

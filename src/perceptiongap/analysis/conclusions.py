@@ -4,6 +4,13 @@ Every conclusion is turned into a rule on the tables, stated in its ``rule`` tex
 separately for each inference method. "Significant" means p < 0.05, judged on the numbers of
 the table (medians over seeds where several were run). The most severe filter is the largest
 severity in the table (4 mm in the paper).
+
+The conclusions are the paper's: they are about microcalcifications and soft tissue lesions,
+radiologists and networks. A study without those subgroups or observer groups gets each
+conclusion it cannot judge as "not evaluated", with the reason (``this study has no ...``).
+They are evaluated once, by ``analyse``, and written to ``tables/conclusions.csv``
+(:func:`conclusions_table`); the terminal summary and the report read them back from there
+(:func:`conclusions_from_table`).
 """
 
 from __future__ import annotations
@@ -11,13 +18,32 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
+
+from perceptiongap.formatting import format_p_value
+from perceptiongap.vocabulary import ANALYSED_SUBGROUPS, FILTERED_SUFFIX, MERGED_SUBGROUP
+
+__all__ = [
+    "ALPHA",
+    "CONCLUSIONS",
+    "CONCLUSION_COLUMNS",
+    "Conclusion",
+    "conclusions_from_table",
+    "conclusions_table",
+    "evaluate_conclusions",
+    "observer_kinds",
+    "observer_roles",
+]
 
 ALPHA = 0.05
 PAPER_HUMAN_GROUPS = ("radiologists",)
 PAPER_NETWORK_GROUPS = ("gmic", "dmv")
 PAPER_FILTERED_GROUPS = ("gmic_filtered", "dmv_filtered")
+
+
+#: The columns of ``tables/conclusions.csv``.
+CONCLUSION_COLUMNS = ("conclusion", "inference", "supported", "evidence")
+MICROCALCIFICATIONS, SOFT_TISSUE_LESIONS = ANALYSED_SUBGROUPS
 
 
 @dataclass
@@ -32,7 +58,8 @@ class Conclusion:
 
 
 def _rows(table: pd.DataFrame, inference: str, group: str, subgroup: str) -> pd.DataFrame:
-    rows = table[(table["inference"] == inference) & (table["observer_group"] == group) & (table["subgroup"] == subgroup)]
+    rows = table[(table["inference"] == inference) & (table["observer_group"] == group)
+                 & (table["subgroup"] == subgroup)]
     return rows.sort_values("severity_mm")
 
 
@@ -41,7 +68,7 @@ def _at_most_severe(rows: pd.DataFrame) -> pd.Series:
 
 
 def _fmt(p: float) -> str:
-    return "n/a" if not np.isfinite(p) else ("<0.001" if p < 0.001 else f"{p:.3f}")
+    return format_p_value(p, missing="n/a")
 
 
 def _affected(table, inference, group, subgroup) -> tuple[bool | None, str]:
@@ -114,9 +141,46 @@ def observer_roles(observer_kinds: Mapping[str, str]) -> dict[str, list[str]]:
     machines = [g for g, kind in observer_kinds.items() if kind == "machine"]
     return {
         "human_groups": humans,
-        "network_groups": [g for g in machines if not g.endswith("_filtered")],
-        "filtered_groups": [g for g in machines if g.endswith("_filtered")],
+        "network_groups": [g for g in machines if not g.endswith(FILTERED_SUFFIX)],
+        "filtered_groups": [g for g in machines if g.endswith(FILTERED_SUFFIX)],
     }
+
+
+#: The paper's conclusions (METHOD §7): key -> (statement, the rule by which this run judges it).
+CONCLUSIONS: dict[str, tuple[str, str]] = {
+    "microcalcifications": (
+        "Microcalcifications: filtering lowers predictive confidence and class separability for both "
+        "radiologists and networks.",
+        "For radiologists and each network trained on unperturbed images: P(gamma>0) < 0.05 and "
+        "separability-drop p < 0.05 at the most severe filter.",
+    ),
+    "soft_tissue_lesions": (
+        "Soft tissue lesions: filtering lowers confidence and separability for networks but has almost no "
+        "effect on radiologists; networks trained on filtered data largely recover separability.",
+        "Networks: as for microcalcifications. Radiologists: P(gamma>0) >= 0.05 and separability-drop "
+        "p >= 0.05 at every severity. Networks trained on filtered images: separability-drop p >= 0.05 at "
+        "the most severe filter.",
+    ),
+    "annotation_study": (
+        "Annotation study: for soft tissue lesions, filtering the ROI exterior hurts the networks about as much "
+        "as filtering the entire image, filtering the interior much less.",
+        "At the most severe filter, for each network: the drop in separability with the exterior filtered is "
+        "at least half the drop with the entire image filtered, and the drop with the interior filtered is at "
+        "most half the exterior's. Model-free: the same under every inference method.",
+    ),
+    "merged_subgroups": (
+        "Merging the two subgroups makes radiologists and networks look alike (Simpson's paradox).",
+        "In the merged refit radiologists and networks both show P(gamma>0) < 0.05 and separability-drop "
+        "p < 0.05 at the most severe filter, while the separate analysis finds the soft-tissue difference "
+        "(radiologists unaffected, networks affected).",
+    ),
+}
+
+
+def _lacking(*needs: tuple[bool, str]) -> str | None:
+    """"not evaluated (this study has no A and no B)" for the needs that are not met, else None."""
+    missing = [what for present, what in needs if not present]
+    return f"not evaluated (this study has no {' and no '.join(missing)})" if missing else None
 
 
 def evaluate_conclusions(
@@ -125,8 +189,15 @@ def evaluate_conclusions(
     human_groups: Sequence[str] = PAPER_HUMAN_GROUPS,
     network_groups: Sequence[str] = PAPER_NETWORK_GROUPS,
     filtered_groups: Sequence[str] = PAPER_FILTERED_GROUPS,
+    merged_subgroups: Sequence[str] = ANALYSED_SUBGROUPS,
 ) -> list[Conclusion]:
-    """Judge the four conclusions of METHOD §7 for each model-based inference method in the tables."""
+    """Judge the four conclusions of METHOD §7 for each model-based inference method in the tables.
+
+    ``merged_subgroups`` are the subgroups the merged refit (``tables["merged_subgroups"]``)
+    merged; the Simpson's-paradox conclusion is about the paper's pair only. A conclusion whose
+    subgroups or observer groups the study lacks is not evaluated (verdict None), and its
+    evidence says what is missing.
+    """
     perturbation = tables["perturbation_study"]
     merged = tables.get("merged_subgroups")
     annotation = tables.get("annotation_study")
@@ -134,80 +205,83 @@ def evaluate_conclusions(
     humans = [g for g in human_groups if g in set(perturbation["observer_group"])]
     networks = [g for g in network_groups if g in set(perturbation["observer_group"])]
     filtered = [g for g in filtered_groups if g in set(perturbation["observer_group"])]
+    subgroups = set(perturbation["subgroup"])
+    has_micro, has_soft = MICROCALCIFICATIONS in subgroups, SOFT_TISSUE_LESIONS in subgroups
+    human_need = (bool(humans), "human observer group")
+    network_need = (bool(networks), f"network group (machine observers, not named <network>{FILTERED_SUFFIX})")
+    lacking = {
+        "microcalcifications": _lacking((has_micro, f"{MICROCALCIFICATIONS} subgroup"), human_need, network_need),
+        "soft_tissue_lesions": _lacking(
+            (has_soft, f"{SOFT_TISSUE_LESIONS} subgroup"), human_need, network_need,
+            (bool(filtered), f"network trained on filtered images, named <network>{FILTERED_SUFFIX}")),
+        "annotation_study": _lacking(
+            (annotation is not None, "annotation study, which needs ROI-scheme observations"),
+            (annotation is None or SOFT_TISSUE_LESIONS in set(annotation["subgroup"]),
+             f"{SOFT_TISSUE_LESIONS} subgroup in its annotation study"), network_need),
+        "merged_subgroups": _lacking(
+            (merged is not None, "merged-subgroup refit"),
+            (merged is None or tuple(merged_subgroups) == ANALYSED_SUBGROUPS,
+             f"merged refit of {' and '.join(ANALYSED_SUBGROUPS)}; it merged {' and '.join(merged_subgroups)}"),
+            (has_soft, f"{SOFT_TISSUE_LESIONS} subgroup"), human_need, network_need),
+    }
 
-    conclusions = [
-        Conclusion(
-            "microcalcifications",
-            "Microcalcifications: filtering lowers predictive confidence and class separability for both "
-            "radiologists and networks.",
-            "For radiologists and each network trained on unperturbed images: P(gamma>0) < 0.05 and "
-            "separability-drop p < 0.05 at the most severe filter.",
-        ),
-        Conclusion(
-            "soft_tissue_lesions",
-            "Soft tissue lesions: filtering lowers confidence and separability for networks but has almost no "
-            "effect on radiologists; networks trained on filtered data largely recover separability.",
-            "Networks: as for microcalcifications. Radiologists: P(gamma>0) >= 0.05 and separability-drop "
-            "p >= 0.05 at every severity. Networks trained on filtered images: separability-drop p >= 0.05 at "
-            "the most severe filter.",
-        ),
-        Conclusion(
-            "annotation_study",
-            "Annotation study: for soft tissue lesions, filtering the ROI exterior hurts the networks about as much "
-            "as filtering the entire image, filtering the interior much less.",
-            "At the most severe filter, for each network: the drop in separability with the exterior filtered is "
-            "at least half the drop with the entire image filtered, and the drop with the interior filtered is at "
-            "most half the exterior's. Model-free: the same under every inference method.",
-        ),
-        Conclusion(
-            "merged_subgroups",
-            "Merging the two subgroups makes radiologists and networks look alike (Simpson's paradox).",
-            "In the merged refit radiologists and networks both show P(gamma>0) < 0.05 and separability-drop "
-            "p < 0.05 at the most severe filter, while the separate analysis finds the soft-tissue difference "
-            "(radiologists unaffected, networks affected).",
-        ),
-    ]
+    conclusions = [Conclusion(key, statement, rule) for key, (statement, rule) in CONCLUSIONS.items()]
     for method in methods:
-        micro = _all([_affected(perturbation, method, g, "microcalcifications") for g in (*humans, *networks)])
-        soft_networks = _all([_affected(perturbation, method, g, "soft_tissue_lesions") for g in networks])
-        soft_humans = _all([_unaffected(perturbation, method, g, "soft_tissue_lesions") for g in humans])
-        soft_filtered = _all([_separability_kept(perturbation, method, g, "soft_tissue_lesions") for g in filtered])
-        soft = _all([soft_networks, soft_humans, soft_filtered])
-        results = {"microcalcifications": micro, "soft_tissue_lesions": soft}
-        if annotation is not None:
-            results["annotation_study"] = _all([_annotation_verdict(annotation, g, "soft_tissue_lesions")
+        results = {}
+        if not lacking["microcalcifications"]:
+            results["microcalcifications"] = _all(
+                [_affected(perturbation, method, g, MICROCALCIFICATIONS) for g in (*humans, *networks)])
+        soft_networks = _all([_affected(perturbation, method, g, SOFT_TISSUE_LESIONS) for g in networks])
+        soft_humans = _all([_unaffected(perturbation, method, g, SOFT_TISSUE_LESIONS) for g in humans])
+        if not lacking["soft_tissue_lesions"]:
+            soft_filtered = _all([_separability_kept(perturbation, method, g, SOFT_TISSUE_LESIONS)
+                                  for g in filtered])
+            results["soft_tissue_lesions"] = _all([soft_networks, soft_humans, soft_filtered])
+        if not lacking["annotation_study"]:
+            results["annotation_study"] = _all([_annotation_verdict(annotation, g, SOFT_TISSUE_LESIONS)
                                                 for g in networks])
-        if merged is not None:
-            alike = _all([_affected(merged, method, g, "merged") for g in (*humans, *networks)])
+        if not lacking["merged_subgroups"]:
+            alike = _all([_affected(merged, method, g, MERGED_SUBGROUP) for g in (*humans, *networks)])
             contrast = _all([soft_humans, soft_networks])
             verdict = None if alike[0] is None or contrast[0] is None else (alike[0] and contrast[0])
-            results["merged_subgroups"] = (verdict, f"merged refit: {alike[1]}. Separate soft tissue fits: {contrast[1]}")
+            results["merged_subgroups"] = (verdict,
+                                           f"merged refit: {alike[1]}. Separate soft tissue fits: {contrast[1]}")
         for conclusion in conclusions:
-            verdict, text = results.get(conclusion.key, (None, "not analysed in this run"))
+            verdict, text = results.get(conclusion.key, (None, lacking[conclusion.key]))
             conclusion.verdicts[method] = verdict
             conclusion.evidence[method] = text
     return conclusions
 
 
 def conclusions_table(conclusions: Sequence[Conclusion]) -> pd.DataFrame:
-    """Long table: conclusion, inference, supported (True/False/empty), evidence."""
+    """Long table (:data:`CONCLUSION_COLUMNS`): conclusion, inference, supported (True/False/empty), evidence."""
     return pd.DataFrame(
         [{"conclusion": c.key, "inference": method, "supported": c.verdicts[method], "evidence": c.evidence[method]}
-         for c in conclusions for method in c.verdicts]
+         for c in conclusions for method in c.verdicts],
+        columns=list(CONCLUSION_COLUMNS),
     )
 
 
-def print_conclusions(conclusions: Sequence[Conclusion], console) -> None:
-    """A terminal table: one row per conclusion, one column per inference method."""
-    from rich.table import Table
+def _verdict(value) -> bool | None:
+    if isinstance(value, str):
+        return {"true": True, "false": False}.get(value.strip().lower())
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    return bool(value)
 
-    methods = list(conclusions[0].verdicts) if conclusions else []
-    table = Table(title="The paper's conclusions (METHOD §7) under each inference method", show_lines=True)
-    table.add_column("conclusion", max_width=48)
-    for method in methods:
-        table.add_column(method, max_width=40)
-    marks = {True: "[green]supported[/]", False: "[red]not supported[/]", None: "[dim]not evaluated[/]"}
-    for conclusion in conclusions:
-        table.add_row(conclusion.statement,
-                      *[f"{marks[conclusion.verdicts[m]]}\n[dim]{conclusion.evidence[m]}[/]" for m in methods])
-    console.print(table)
+
+def conclusions_from_table(table: pd.DataFrame) -> list[Conclusion]:
+    """The conclusions as :func:`conclusions_table` wrote them (e.g. read back from ``conclusions.csv``).
+
+    Statements and rules come from :data:`CONCLUSIONS`; a key it does not know keeps its key as statement.
+    """
+    conclusions: dict[str, Conclusion] = {}
+    for row in table.itertuples(index=False):
+        key = str(row.conclusion)
+        if key not in conclusions:
+            statement, rule = CONCLUSIONS.get(key, (key, ""))
+            conclusions[key] = Conclusion(key, statement, rule)
+        evidence = row.evidence if isinstance(row.evidence, str) else ""
+        conclusions[key].verdicts[str(row.inference)] = _verdict(row.supported)
+        conclusions[key].evidence[str(row.inference)] = evidence
+    return list(conclusions.values())

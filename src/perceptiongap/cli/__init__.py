@@ -1,18 +1,25 @@
 """The ``perceptiongap`` command: one sub-command per stage of the data flow, plus ``reproduce``.
 
-Each stage's commands live in their own module here and register themselves on :data:`app`.
+Each stage's commands live in their own module here and register themselves on :data:`app`;
+they parse options, call the library and draw its callbacks (:mod:`perceptiongap.cli.progress`).
 Heavy libraries (JAX, matplotlib, pydicom) are imported inside the commands, so that ``--help``
-stays fast. Bad input raises :class:`~perceptiongap.errors.InputError`, which :func:`main` prints
-as one line on stderr with exit code 2.
+stays fast. Bad input raises :class:`~perceptiongap.errors.InputError`, which :func:`main`
+prints as one line on stderr with exit code 2; a library error that names a parameter
+(``source="advi_seeds"``, or ```resume``` in its text) is shown with the command's flag for it
+(``--advi-seeds``, ``--resume``).
 """
 
 from __future__ import annotations
 
+import functools
+import re
 import sys
 
 import typer
 
 from perceptiongap.errors import InputError
+
+__all__ = ["app", "main"]
 
 app = typer.Typer(
     name="perceptiongap",
@@ -23,50 +30,97 @@ app = typer.Typer(
 )
 
 # Each module adds its commands to `app` on import; the order is the order of the data flow.
-_STAGE_MODULES = ("perturb", "predict", "release", "fit", "report")
+from perceptiongap.cli import perturb, predict, readers, release, fit, report, stats  # noqa: E402,F401,I001
 
 
-def _register_stages() -> None:
-    import importlib
+def _click_errors() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """(usage-error types, abort types) of the Click that Typer runs on.
 
-    for name in _STAGE_MODULES:
-        try:
-            importlib.import_module(f"perceptiongap.cli.{name}")
-        except ModuleNotFoundError as error:
-            if error.name != f"perceptiongap.cli.{name}":
-                raise
+    Recent Typer runs on its own copy of Click (``typer._click``) and raises its exceptions, not
+    Click's; older Typer raises Click's. Both are caught, whichever is installed.
+    """
+    usage, abort = [], [typer.Abort]
+    try:
+        from typer import _click
+
+        usage.append(_click.ClickException)
+    except ImportError:  # Typer that runs on Click itself
+        pass
+    try:
+        import click
+
+        usage.append(click.ClickException)
+        abort.append(click.Abort)
+    except ImportError:
+        pass
+    return tuple(usage), tuple(abort)
 
 
-_register_stages()
+def parameter_flags(command) -> dict[str, str]:
+    """Python parameter name -> how the user writes it: ``advi_seeds`` -> ``--advi-seeds``, ``out`` -> ``--out``,
+    an argument ``results`` -> ``RESULTS``."""
+    flags = {}
+    for parameter in command.params:
+        options = [opt for opt in getattr(parameter, "opts", []) if opt.startswith("--")]
+        if parameter.param_type_name == "option" and options:
+            flags[parameter.name] = options[0]
+        elif parameter.param_type_name == "argument":
+            flags[parameter.name] = parameter.name.upper()
+    return flags
 
 
-def _use_all_cores_for_jax() -> None:
-    """Let NUTS run its chains in parallel: one XLA CPU device per core (must precede importing JAX)."""
-    import os
+def in_flags(error: InputError, flags: dict[str, str]) -> InputError:
+    """``error`` with parameter names (its source, and names in backticks in its text) shown as flags."""
 
-    flag = "--xla_force_host_platform_device_count"
-    if flag not in os.environ.get("XLA_FLAGS", "") and "jax" not in sys.modules:
-        cores = min(os.cpu_count() or 1, 4)
-        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flag}={cores}".strip()
+    def flag(match: re.Match) -> str:
+        name = match.group(1)
+        return flags.get(name, flags.get(name.replace("-", "_"), f"`{name}`"))
+
+    message = re.sub(r"`([A-Za-z_][A-Za-z0-9_-]*)`", flag, error.message)
+    source = flags.get(error.source, error.source) if error.source is not None else None
+    mapped = InputError(message, source=source)
+    return mapped
+
+
+def _speak_flags(group) -> None:
+    """Wrap every command's callback so that an InputError leaving it names the command's flags."""
+    for command in group.commands.values():
+        if hasattr(command, "commands"):  # a group of commands, e.g. `release`
+            _speak_flags(command)
+            continue
+        callback, flags = command.callback, parameter_flags(command)
+
+        @functools.wraps(callback)
+        def wrapped(*args, _callback=callback, _flags=flags, **kwargs):
+            try:
+                return _callback(*args, **kwargs)
+            except InputError as error:
+                raise in_flags(error, _flags) from None
+
+        command.callback = wrapped
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
-    import click
-
-    _use_all_cores_for_jax()
+    usage_errors, aborts = _click_errors()
     command = typer.main.get_command(app)
+    _speak_flags(command)
     try:
         # standalone_mode=False lets our handlers below see errors and interrupts first.
         code = command.main(args=argv, prog_name="perceptiongap", standalone_mode=False)
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    except click.ClickException as error:
+    except usage_errors as error:
         error.show()
         sys.exit(error.exit_code)
-    except (KeyboardInterrupt, click.Abort):
+    except (KeyboardInterrupt, *aborts):
         print("interrupted: completed work was kept; re-run the same command to resume", file=sys.stderr)
         sys.exit(130)
+    except PermissionError as error:
+        # A folder or file the user cannot write (the stages check their output first; this is the net below).
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"error: {where}{(error.strerror or str(error)).lower()}", file=sys.stderr)
+        sys.exit(2)
     if isinstance(code, int) and code:
         sys.exit(code)

@@ -1,97 +1,39 @@
-"""``perceptiongap fit``, ``analyse`` and ``reproduce``: from Observations to posteriors to tables."""
+"""``perceptiongap fit``, ``analyse`` and ``reproduce``: the stages of :mod:`perceptiongap.results` from the shell."""
 
 from __future__ import annotations
 
-import shutil
-import sys
-import time
 from pathlib import Path
 
 import typer
 
 from perceptiongap.cli import app
-from perceptiongap.cli.progress import console, progress_bar
-from perceptiongap.errors import InputError
+from perceptiongap.cli.progress import TerminalProgress, console
 
 INFERENCE_HELP = "Comma-separated inference methods: stan-advi (the release's), advi (converged), nuts (exact)."
-OWNED_OUTPUTS = ("study", "posteriors", "tables", "figures", "report.html", "run.json")
+SEED_HELP = "Seed of the first fit; stan-advi uses seed .. seed + advi-seeds - 1."
+SUBGROUPS_HELP = ("Subgroups to analyse, comma-separated; join two with + to also refit them merged "
+                  "(e.g. mass+calcification,distortion). Default: microcalcifications+soft_tissue_lesions when "
+                  "present, else every subgroup with a malignant breast.")
+SHARED_HELP = "Shared data folder holding the sample mammograms for the filtering figure."
 
 
-def parse_inference(text: str) -> list[str]:
-    from perceptiongap.model import INFERENCE_METHODS
+def print_conclusions(results: Path) -> None:
+    """The paper's conclusions as `analyse` judged them (tables/conclusions.csv): one row each, a column per method."""
+    from rich.table import Table
 
-    methods = [m.strip() for m in text.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in INFERENCE_METHODS]
-    if unknown or not methods:
-        raise InputError(f"unknown inference method {unknown[0] if unknown else text!r}; choose from "
-                         f"{', '.join(INFERENCE_METHODS)}", source="--inference")
-    return methods
+    from perceptiongap.results import read_conclusions
 
-
-def check_out_dir(out: Path, *, force: bool, resume: bool) -> None:
-    """Refuse a file, or a non-empty folder unless --force (start afresh) or --resume (keep finished fits)."""
-    if out.exists() and not out.is_dir():
-        raise InputError("is a file, not a folder", source=out)
-    if out.is_dir() and any(out.iterdir()) and not (force or resume):
-        raise InputError("output folder is not empty; use --resume to continue it or --force to overwrite",
-                         source=out)
-
-
-def prepare_out_dir(out: Path, *, force: bool, resume: bool) -> None:
-    """Check the results folder (see :func:`check_out_dir`); with --force remove what an earlier run wrote."""
-    check_out_dir(out, force=force, resume=resume)
-    if force and not resume and out.is_dir():
-        for name in OWNED_OUTPUTS:
-            target = out / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
-    out.mkdir(parents=True, exist_ok=True)
-
-
-def run_fits(observations, cases, out: Path, inference: list[str], seed: int, advi_seeds: int, merged: bool) -> None:
-    from perceptiongap.workflow import fit_study, model_groups, plan_fits
-
-    jobs = plan_fits(model_groups(observations), inference, seed=seed, advi_seeds=advi_seeds, merged=merged)
-    with progress_bar() as progress:
-        task = progress.add_task("fitting", total=len(jobs))
-
-        def on_fit(job, seconds):
-            note = "kept from an earlier run" if seconds is None else f"{seconds:.1f} s"
-            progress.console.log(f"{job.describe()}: {note}")
-            progress.advance(task)
-
-        fit_study(observations, cases, jobs, out, on_fit=on_fit)
-
-
-def run_analysis(out: Path) -> dict:
-    from perceptiongap.analysis.conclusions import (
-        evaluate_conclusions,
-        observer_kinds,
-        observer_roles,
-        print_conclusions,
-    )
-    from perceptiongap.workflow import analyse_results
-
-    with console.status("analysing posteriors"):
-        tables = analyse_results(out)
-    conclusions = evaluate_conclusions(tables, **observer_roles(observer_kinds(tables)))
-    print_conclusions(conclusions, console)
-    warnings = [w for w in tables["fits"]["warnings"] if w]
-    if warnings:
-        console.print(f"[yellow]{len(warnings)} fit(s) have diagnostic warnings; see {out / 'tables' / 'fits.csv'}")
-    return tables
-
-
-def run_report(out: Path) -> None:
-    try:
-        from perceptiongap.report import build_report
-    except ModuleNotFoundError:
-        console.print("Figures and the HTML report come with `perceptiongap report` (not installed yet).")
-        return
-    path = build_report(out)
-    console.print(f"report: {path}")
+    conclusions = read_conclusions(results)
+    methods = list(dict.fromkeys(method for c in conclusions for method in c.verdicts))
+    table = Table(title="The paper's conclusions (METHOD §7) under each inference method", show_lines=True)
+    table.add_column("conclusion", max_width=48)
+    for method in methods:
+        table.add_column(method, max_width=40)
+    marks = {True: "[green]supported[/]", False: "[red]not supported[/]", None: "[dim]not evaluated[/]"}
+    for conclusion in conclusions:
+        cells = [f"{marks[conclusion.verdicts.get(m)]}\n[dim]{conclusion.evidence.get(m, '')}[/]" for m in methods]
+        table.add_row(conclusion.statement, *cells)
+    console.print(table)
 
 
 @app.command()
@@ -100,37 +42,40 @@ def fit(
     cases: Path = typer.Argument(..., help="Cases file (Parquet or CSV)."),
     out: Path = typer.Option(..., "--out", help="Results folder to write posteriors into."),
     inference: str = typer.Option("stan-advi,nuts", help=INFERENCE_HELP),
-    seed: int = typer.Option(0, help="Seed of the first fit; stan-advi uses seed .. seed + advi-seeds - 1."),
+    seed: int = typer.Option(0, min=0, help=SEED_HELP),
     advi_seeds: int = typer.Option(5, "--advi-seeds", min=1, help="How many seeds stan-advi runs."),
-    merged: bool = typer.Option(True, "--merged/--no-merged",
-                                help="Also refit with microcalcifications and soft tissue lesions merged."),
-    force: bool = typer.Option(False, "--force", help="Overwrite a non-empty results folder."),
+    merged: bool = typer.Option(True, "--merged/--no-merged", help="Also refit with the merged pair of subgroups."),
+    subgroups: str | None = typer.Option(None, "--subgroups", help=SUBGROUPS_HELP),
+    force: bool = typer.Option(False, "--force", help="Start afresh: remove what an earlier run wrote there."),
     resume: bool = typer.Option(False, "--resume", help="Continue a results folder, keeping finished fits."),
 ) -> None:
     """Fit the model to every observer group of a study; one netCDF posterior per fit."""
-    from perceptiongap.provenance import write_run_record
-    from perceptiongap.study import read_study
-    from perceptiongap.workflow import write_study
+    from perceptiongap.results import fit as fit_stage
 
-    methods = parse_inference(inference)
-    observation_table, case_table = read_study(observations, cases)
-    prepare_out_dir(out, force=force, resume=resume)
-    start = time.perf_counter()
-    write_study(observation_table, case_table, out)
-    run_fits(observation_table, case_table, out, methods, seed, advi_seeds, merged)
-    write_run_record(out, command=["perceptiongap", *sys.argv[1:]], seed=seed, advi_seeds=advi_seeds,
-                     inference=methods, inputs=[observations, cases], seconds=time.perf_counter() - start)
+    with TerminalProgress() as terminal:
+        fit_stage(observations, cases, out=out, inference=inference, seed=seed, advi_seeds=advi_seeds, merged=merged,
+                  subgroups=subgroups, force=force, resume=resume, on_progress=terminal.progress,
+                  on_message=terminal.message)
+    console.print(f"results: {out}")
 
 
 @app.command()
 def analyse(
     results: Path = typer.Argument(..., help="Results folder written by `perceptiongap fit`."),
     report: bool = typer.Option(True, "--report/--no-report", help="Render figures and the HTML report."),
+    shared_dir: Path | None = typer.Option(None, "--shared", envvar="PERCEPTIONGAP_SHARED", help=SHARED_HELP),
 ) -> None:
     """Predictive confidence, class separability and their tests from the fits: tables/*.csv."""
-    run_analysis(results)
+    from perceptiongap.results import analyse as analyse_stage
+
+    with TerminalProgress() as terminal:
+        analyse_stage(results, report=report, shared_dir=shared_dir, on_progress=terminal.progress,
+                      on_message=terminal.message)
+    from perceptiongap.results import ResultsFolder
+
+    print_conclusions(results)
     if report:
-        run_report(results)
+        console.print(f"report: {ResultsFolder(results).report_path}")
 
 
 @app.command()
@@ -139,26 +84,21 @@ def reproduce(
                                      "(else $PERCEPTIONGAP_DATA, else the user cache, else download)."),
     out: Path = typer.Option(Path("perceptiongap-results"), "--out", help="Results folder."),
     inference: str = typer.Option("stan-advi,nuts", help=INFERENCE_HELP),
-    seed: int = typer.Option(0, help="Seed of the first fit; stan-advi uses seed .. seed + advi-seeds - 1."),
+    seed: int = typer.Option(0, min=0, help=SEED_HELP),
     advi_seeds: int = typer.Option(5, "--advi-seeds", min=1, help="How many seeds stan-advi runs."),
-    force: bool = typer.Option(False, "--force", help="Overwrite a non-empty results folder."),
+    force: bool = typer.Option(False, "--force", help="Start afresh: remove what an earlier run wrote there."),
     resume: bool = typer.Option(False, "--resume", help="Continue a results folder, keeping finished fits."),
+    shared_dir: Path | None = typer.Option(None, "--shared", envvar="PERCEPTIONGAP_SHARED", help=SHARED_HELP),
 ) -> None:
     """Reproduce every number of the paper from the authors' released predictions."""
-    from perceptiongap.provenance import write_run_record
-    from perceptiongap.release import import_release, locate_release
-    from perceptiongap.workflow import write_study
+    from perceptiongap.results import reproduce as reproduce_stage
 
-    methods = parse_inference(inference)
-    check_out_dir(out, force=force, resume=resume)
-    start = time.perf_counter()
-    release_dir = locate_release(data)
-    observations, cases = import_release(release_dir)
-    prepare_out_dir(out, force=force, resume=resume)
-    write_study(observations, cases, out)
-    run_fits(observations, cases, out, methods, seed, advi_seeds, merged=True)
-    run_analysis(out)
-    write_run_record(out, command=["perceptiongap", *sys.argv[1:]], seed=seed, advi_seeds=advi_seeds,
-                     inference=methods, data_dir=release_dir, seconds=time.perf_counter() - start)
-    run_report(out)
+    with TerminalProgress() as terminal:
+        out = reproduce_stage(data=data, out=out, inference=inference, seed=seed, advi_seeds=advi_seeds, force=force,
+                        resume=resume, shared_dir=shared_dir, on_progress=terminal.progress,
+                        on_message=terminal.message)
+    from perceptiongap.results import ResultsFolder
+
+    print_conclusions(out)
+    console.print(f"report: {ResultsFolder(out).report_path}")
     console.print(f"results: {out}")

@@ -1,4 +1,14 @@
-"""Progress bars and console output shared by the commands."""
+"""Progress bars and messages on the terminal: the callbacks the library's stages report through.
+
+- :class:`TerminalProgress`: ``progress(task, done, total)`` and ``message(text)`` for the
+  stages of :mod:`perceptiongap.results` (one bar per task, messages printed above the bars).
+- :func:`progress_callback`: a single bar as a ``progress(done, total)`` callback, the form
+  ``perturb``, ``compose`` and ``predict`` report in.
+- :func:`progress_bar`: the bar's look (counts, elapsed and remaining time), for anything else.
+
+A bar appears at the first report, not before: an error found while the inputs are checked
+prints alone.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +17,8 @@ from collections.abc import Callable, Iterator
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+__all__ = ["TerminalProgress", "console", "progress_bar", "progress_callback"]
 
 console = Console(stderr=True)
 
@@ -23,20 +35,38 @@ def progress_bar() -> Progress:
     )
 
 
+class TerminalProgress:
+    """Library callbacks drawn on stderr; use as a context manager (the bars stop when it ends).
+
+    ``progress(task, done, total)``: one bar per task name, created at its first report
+    (``total`` None shows a bar without an end). ``message(text)``: one line above the bars.
+    """
+
+    def __init__(self) -> None:
+        self._bar = progress_bar()
+        self._tasks: dict[str, object] = {}
+
+    def progress(self, task: str, done: int, total: int | None) -> None:
+        if not self._bar.live.is_started:
+            self._bar.start()
+        if task not in self._tasks:
+            self._tasks[task] = self._bar.add_task(task, total=total)
+        self._bar.update(self._tasks[task], completed=done, total=total)
+
+    def message(self, text: str) -> None:
+        target = self._bar.console if self._bar.live.is_started else console
+        target.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    def __enter__(self) -> TerminalProgress:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._bar.live.is_started:
+            self._bar.stop()
+
+
 @contextlib.contextmanager
 def progress_callback(description: str) -> Iterator[Callable[[int, int], None]]:
-    """A bar on stderr, shown from the first report on (after the inputs were checked, so that an
-    early error prints alone); yields the ``progress(done, total)`` callback the library takes."""
-    bar = progress_bar()
-    task = bar.add_task(description, total=None)
-
-    def report(done: int, total: int) -> None:
-        if not bar.live.is_started:
-            bar.start()
-        bar.update(task, completed=done, total=total)
-
-    try:
-        yield report
-    finally:
-        if bar.live.is_started:
-            bar.stop()
+    """One bar named ``description`` on stderr; yields the ``progress(done, total)`` callback."""
+    with TerminalProgress() as terminal:
+        yield lambda done, total: terminal.progress(description, done, total)

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from perceptiongap.cli import app
-from perceptiongap.errors import InputError
+from perceptiongap.cli.progress import progress_callback
 
 release_app = typer.Typer(
     help="The authors' released predictions: find or download them (checksum-verified), convert them.",
@@ -26,18 +26,12 @@ class TableFormat(str, Enum):
 
 @release_app.command("fetch")
 def fetch(data: Path | None = typer.Option(None, "--data", help=DATA_HELP)) -> None:
-    """Find the release, or download it into the user cache; print the folder that holds it."""
+    """Find the release, or download it into the user cache (checksum-verified); print the folder that holds it."""
     from perceptiongap.release import locate_release
 
-    typer.echo(locate_release(data))
-
-
-def check_out_dir(out: Path, *, force: bool) -> None:
-    """Refuse an out dir that is a file, or that is non-empty unless ``force``."""
-    if out.exists() and not out.is_dir():
-        raise InputError("is a file, not a directory", source=out)
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise InputError("output folder is not empty; use --force to overwrite", source=out)
+    with progress_callback("downloading the release") as progress:
+        folder = locate_release(data, on_progress=progress)
+    typer.echo(folder)
 
 
 @release_app.command("import")
@@ -49,15 +43,15 @@ def import_(
     table_format: TableFormat = typer.Option(TableFormat.parquet, "--format", help="Table file format."),
     force: bool = typer.Option(False, "--force", help="Write into a non-empty output folder."),
 ) -> None:
-    """Convert the release to the study data model: OUT/observations.<format> and OUT/cases.<format>."""
-    from perceptiongap.release import import_release, locate_release
-    from perceptiongap.study import write_table
+    """Convert the release to the study data model: OUT/observations.<format> and OUT/cases.<format>.
 
-    check_out_dir(out, force=force)
-    observations, cases = import_release(release if release is not None else locate_release())
-    suffix = table_format.value
-    write_table(observations, out / f"observations.{suffix}")
-    write_table(cases, out / f"cases.{suffix}")
+    A folder named here must hold the published release, byte for byte (SHA-256), as for `release fetch`.
+    """
+    from perceptiongap.release import write_release_study
+
+    with progress_callback("downloading the release") as progress:
+        observations, cases = write_release_study(out, release, table_format=table_format.value, force=force,
+                                                  on_progress=progress)
     groups = ", ".join(f"{group} {count}" for group, count in observations["observer_group"].value_counts(
         sort=False).items())
     typer.echo(f"wrote {len(observations)} observations ({groups}) and {len(cases)} cases to {out}")

@@ -7,17 +7,20 @@ from pathlib import Path
 import typer
 
 from perceptiongap.cli import app
-from perceptiongap.cli.progress import console
+from perceptiongap.cli.fit import SHARED_HELP
+from perceptiongap.cli.progress import TerminalProgress, console
 
 
 @app.command()
 def report(
     results: Path = typer.Argument(..., help="Results folder written by `reproduce` or `fit` + `analyse`."),
+    shared_dir: Path | None = typer.Option(None, "--shared", envvar="PERCEPTIONGAP_SHARED", help=SHARED_HELP),
 ) -> None:
     """Re-render figures/ and report.html from the saved tables and posteriors (nothing is refitted)."""
-    from perceptiongap.report import build_report
+    from perceptiongap.results import ResultsFolder
+    from perceptiongap.results import report as report_stage
 
-    with console.status("rendering figures") as status:
-        path = build_report(results, on_figure=lambda name: status.update(f"rendering figures: {name}"))
+    with TerminalProgress() as terminal:
+        path = report_stage(results, shared_dir=shared_dir, on_progress=terminal.progress, on_message=terminal.message)
     console.print(f"report: {path}")
-    console.print(f"figures: {results / 'figures'}")
+    console.print(f"figures: {ResultsFolder(results).figures_dir}")

@@ -16,9 +16,16 @@ import pandas as pd
 
 from perceptiongap.errors import InputError
 from perceptiongap.release.safe_pickle import safe_load_pickle
-from perceptiongap.release.source import release_root
+from perceptiongap.release.source import DownloadProgress, locate_release, release_root, verify_release
 from perceptiongap.study import validate_cases, validate_observations
-from perceptiongap.vocabulary import BREASTS, LABELS, PAPER_SEVERITIES_MM, PAPER_SUBGROUPS, ROI_SCHEMES
+from perceptiongap.vocabulary import (
+    BREASTS,
+    FILTERED_SUFFIX,
+    LABELS,
+    PAPER_SEVERITIES_MM,
+    PAPER_SUBGROUPS,
+    ROI_SCHEMES,
+)
 
 __all__ = ["ARCHITECTURES", "TRAININGS", "import_release"]
 
@@ -26,7 +33,7 @@ __all__ = ["ARCHITECTURES", "TRAININGS", "import_release"]
 N_EXAMS, N_READERS, N_SEEDS, N_ANNOTATORS, N_ANNOTATION_EXAMS = 720, 10, 5, 7, 120
 ARCHITECTURES = ("gmic", "dmv")
 #: Training data of the networks -> suffix of their observer group (``gmic``, ``gmic_filtered``).
-TRAININGS = {"unperturbed": "", "filtered": "_filtered"}
+TRAININGS = {"unperturbed": "", "filtered": FILTERED_SUFFIX}
 
 
 def _shape_error(path: Path, expected: str, obj: Any) -> InputError:
@@ -195,3 +202,36 @@ def import_release(release_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]
 def _seed_names(group: str) -> np.ndarray:
     # Observer ids are unique across groups: the networks of gmic and gmic_filtered differ.
     return np.array([f"{group}_seed{i}" for i in range(N_SEEDS)], dtype=object)
+
+
+def write_release_study(
+    out: str | Path,
+    release: str | Path | None = None,
+    *,
+    table_format: str = "parquet",
+    force: bool = False,
+    on_progress: DownloadProgress | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Write the release as ``out/observations.<format>`` and ``out/cases.<format>``; return the two tables.
+
+    ``release`` is a folder holding the published release, verified file by file (SHA-256) as
+    :func:`~perceptiongap.release.source.verify_release` does; None finds or downloads it as
+    :func:`~perceptiongap.release.source.locate_release` does (``on_progress`` in bytes). A
+    non-empty ``out`` is refused unless ``force``; ``out`` is locked while it is written.
+    """
+    from perceptiongap.files import check_out_dir, check_writable
+    from perceptiongap.locks import output_lock
+    from perceptiongap.study import write_table
+
+    if table_format not in ("parquet", "csv"):
+        raise InputError(f"{table_format!r} is not parquet or csv", source="table_format")
+    out = Path(out)
+    with output_lock(out, what="output folder"):
+        check_out_dir(out, force=force, resumable=False)
+        check_writable(out)
+        folder = (verify_release(release, setting="`release`") if release is not None
+                  else locate_release(on_progress=on_progress))
+        observations, cases = import_release(folder)
+        write_table(observations, out / f"observations.{table_format}")
+        write_table(cases, out / f"cases.{table_format}")
+    return observations, cases

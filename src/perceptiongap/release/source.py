@@ -20,6 +20,10 @@ import platformdirs
 
 from perceptiongap.errors import InputError
 from perceptiongap.files import atomic_path, sha256_file
+from perceptiongap.locks import output_lock
+
+#: ``on_progress(done, total)`` of a download, in bytes.
+DownloadProgress = Callable[[int, int], None]
 
 __all__ = [
     "DATA_ENV",
@@ -92,8 +96,13 @@ def release_root(directory: Path) -> Path:
     return directory
 
 
-def _check_given_release(directory: Path, setting: str) -> Path:
-    """Verify a folder the user named; any missing or altered file is an :class:`InputError`."""
+def verify_release(directory: str | Path, *, setting: str = "`data`") -> Path:
+    """The release in a folder the user named (itself or its ``data/``), every file verified by SHA-256.
+
+    Any missing or altered file of :data:`REQUIRED_FILES` is an :class:`InputError`; ``setting``
+    names where the folder came from in that message.
+    """
+    directory = Path(directory)
     if not directory.is_dir():
         raise InputError(f"{setting}: no such directory", source=directory)
     root = release_root(directory)
@@ -119,34 +128,36 @@ def _stale_files(root: Path) -> list[str]:
 
 
 def locate_release(
-    data_dir: str | Path | None = None,
+    data: str | Path | None = None,
     *,
     download: bool = True,
-    progress: bool = True,
+    on_progress: DownloadProgress | None = None,
     base_url: str | None = None,
     cache_dir: str | Path | None = None,
 ) -> Path:
     """Return the folder holding the verified release, downloading it into the cache if needed.
 
-    Looked for in ``data_dir`` (``--data``), else ``$PERCEPTIONGAP_DATA``, else the user cache
+    Looked for in ``data``, else ``$PERCEPTIONGAP_DATA``, else the user cache
     (:func:`default_cache_dir`, or ``cache_dir``). A folder the user named must hold every file
     of :data:`REQUIRED_FILES` with its SHA-256 (else :class:`InputError`); the cache is topped
     up instead: missing or altered files are (re-)downloaded from ``base_url``
-    (default ``$PERCEPTIONGAP_RELEASE_URL``, else :data:`RELEASE_URL`).
+    (default ``$PERCEPTIONGAP_RELEASE_URL``, else :data:`RELEASE_URL`), holding the cache's
+    output lock, with ``on_progress(bytes done, bytes in all)``.
     """
-    if data_dir is not None:
-        return _check_given_release(Path(data_dir), "--data")
+    if data is not None:
+        return verify_release(data)
     if os.environ.get(DATA_ENV):
-        return _check_given_release(Path(os.environ[DATA_ENV]), f"${DATA_ENV}")
+        return verify_release(os.environ[DATA_ENV], setting=f"${DATA_ENV}")
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     stale = _stale_files(cache)
     if stale and not download:
         raise InputError(
-            "the authors' release is not in the cache; run `perceptiongap release fetch` or pass --data",
+            "the authors' release is not in the cache; run `perceptiongap release fetch` or pass `data`",
             source=cache,
         )
     if stale:
-        download_release(cache, stale, base_url=base_url, progress=progress)
+        with output_lock(cache, what="release cache"):
+            download_release(cache, stale, base_url=base_url, on_progress=on_progress)
     return cache
 
 
@@ -155,16 +166,14 @@ def download_release(
     names: Iterable[str] = REQUIRED_FILES,
     *,
     base_url: str | None = None,
-    progress: bool = True,
+    on_progress: DownloadProgress | None = None,
 ) -> None:
     """Download release files into ``directory``, each verified by SHA-256 and written atomically.
 
     A file is renamed onto its final name only once its checksum matches; a failed or corrupt
     download raises :class:`InputError` and leaves no partial file (files verified before it stay).
+    ``on_progress(done, total)`` is called in bytes as the download proceeds.
     """
-    from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
-
     directory = Path(directory)
     names = list(names)
     base = base_url or os.environ.get(RELEASE_URL_ENV) or RELEASE_URL
@@ -174,13 +183,18 @@ def download_release(
     except OSError as error:
         raise InputError(f"cannot create the cache folder: {error.strerror or error}", source=directory) from error
 
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
-    with Progress(*columns, console=Console(stderr=True), disable=not progress, transient=True) as bar:
-        task = bar.add_task("release", total=sum(RELEASE_FILES[name][1] for name in names))
-        for name in names:
-            bar.update(task, description=f"downloading {name.rsplit('/', 1)[-1]}")
-            url = urllib.parse.urljoin(base, urllib.parse.quote(name))
-            _download_file(url, directory / name, RELEASE_FILES[name][0], lambda n: bar.advance(task, n))
+    total = sum(RELEASE_FILES[name][1] for name in names)
+    done = 0
+
+    def advance(n_bytes: int) -> None:
+        nonlocal done
+        done += n_bytes
+        if on_progress:
+            on_progress(done, total)
+
+    for name in names:
+        url = urllib.parse.urljoin(base, urllib.parse.quote(name))
+        _download_file(url, directory / name, RELEASE_FILES[name][0], advance)
 
 
 def _download_file(url: str, destination: Path, expected_sha256: str, advance: Callable[[int], None]) -> None:

@@ -18,13 +18,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from perceptiongap.formatting import format_p_value
 from perceptiongap.report.palette import INFERENCE_STYLES, SCHEME_STYLES, group_colours, inference_style
+from perceptiongap.vocabulary import FILTERED_SUFFIX
 
 SEVERITY_AXIS_LABEL = "filter severity: wavelength 1/D0 (mm)"
 CONFIDENCE_AXIS_LABEL = "predictive confidence E[γ | D] (log-odds)"
 SEPARABILITY_AXIS_LABEL = "class separability (KS statistic, 0-1)"
 SIGNIFICANCE_LEVEL = 0.05
-FILTERED_SUFFIX = "_filtered"
 
 STYLE = {
     "font.family": "DejaVu Sans",
@@ -66,17 +67,6 @@ def _new_figure(width: float, height: float):
     figure = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(figure)
     return figure
-
-
-def format_p(p: float) -> str:
-    """A p-value as printed on the figures: '<.001', '.004', '.18', '1'; '' when missing."""
-    if p is None or not np.isfinite(p):
-        return ""
-    if p < 0.001:
-        return "<.001"
-    if p >= 0.995:
-        return "1"
-    return f"{p:.2g}".lstrip("0")
 
 
 def severity_label(severity: float) -> str:
@@ -191,7 +181,7 @@ def _pvalue_rows(p_axis, rows: Sequence[tuple], heading: str, title: str, panel:
             p_axis.plot([0], [top - 2.5 - index], marker=symbol, markersize=3.5, color=colour,
                         markerfacecolor=colour if filled else "white", linestyle="none")
         for position, p in zip(positions, pvalues):
-            text = format_p(p)
+            text = format_p_value(p, compact=True)
             if text:
                 p_axis.text(position, top - 2.5 - index, text, ha="center", va="center", fontsize=6, color=colour,
                             gid=f"p|{panel}|{label}")

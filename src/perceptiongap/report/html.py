@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import shlex
+import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,8 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from perceptiongap.analysis.conclusions import evaluate_conclusions, observer_roles
-from perceptiongap.files import atomic_write_text
+from perceptiongap.analysis.conclusions import conclusions_from_table
+from perceptiongap.files import PARTIAL_SUFFIX, atomic_write_text
+from perceptiongap.formatting import format_p_value
+from perceptiongap.locks import output_lock
 from perceptiongap.model.diagnostics import ESS_PER_CHAIN, PARETO_K_LIMIT, RHAT_LIMIT
 from perceptiongap.report.findings import (
     conclusion_disagreements,
@@ -27,31 +30,30 @@ from perceptiongap.report.findings import (
     observed_vs_model,
     seed_disagreements,
 )
-from perceptiongap.report.render import render_figures, replace_folder
-from perceptiongap.report.results import Results, read_results
+from perceptiongap.report.render import install_figures, render_figures
+from perceptiongap.results.layout import ResultsFolder
+from perceptiongap.results.record import add_outputs
+from perceptiongap.results.store import Results, read_results
+
+__all__ = ["build_report", "format_value", "html_table", "render_html", "report_context", "write_report"]
 
 TEMPLATE = "report.html.j2"
 VERDICTS = {True: ("supported", "yes"), False: ("not supported", "no"), None: ("not evaluated", "na")}
 
-TABLE_CAPTIONS = {
-    "perturbation_study": "tables/perturbation_study.csv: predictive confidence and class separability per inference "
-                          "method, observer group, subgroup and severity (observed: the networks' own predictions, no "
-                          "model).",
-    "merged_subgroups": "tables/merged_subgroups.csv: the same after refitting with microcalcifications and soft "
-                        "tissue lesions as one subgroup.",
-    "annotation_study": "tables/annotation_study.csv: class separability of the networks with the ROI interior, "
-                        "the ROI exterior or the entire image filtered (no model).",
-}
+def _table_captions(results: Results) -> dict[str, str]:
+    merged = " and ".join(results.merged_subgroups) if results.merged_subgroups else "the merged subgroups"
+    return {
+        "perturbation_study": "tables/perturbation_study.csv: predictive confidence and class separability per "
+                              "inference method, observer group, subgroup and severity (observed: the networks' own "
+                              "predictions, no model).",
+        "merged_subgroups": f"tables/merged_subgroups.csv: the same after refitting with {merged} as one subgroup.",
+        "annotation_study": "tables/annotation_study.csv: class separability of the networks with the ROI interior, "
+                            "the ROI exterior or the entire image filtered (no model).",
+    }
 
 
 # --------------------------------------------------------------------------------------------
 # Formatting
-
-
-def format_p_value(value) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return ""
-    return "<0.001" if value < 0.001 else f"{value:.3f}"
 
 
 def format_value(value, column: str = "") -> str:
@@ -114,7 +116,8 @@ def html_table(frame: pd.DataFrame, *, caption: str = "", flag: Callable[[str, o
 
 
 def _conclusions_context(results: Results, methods: Sequence[str]) -> tuple[list[dict], list]:
-    conclusions = evaluate_conclusions(results.tables, **observer_roles(results.observer_kinds))
+    """The verdicts as ``analyse`` wrote them to ``tables/conclusions.csv`` (not judged again here)."""
+    conclusions = conclusions_from_table(results.tables["conclusions"])
     rows = []
     for conclusion in conclusions:
         cells = []
@@ -176,12 +179,14 @@ def _provenance(results: Results) -> dict | None:
         "seed": run.get("seed"),
         "advi_seeds": run.get("advi_seeds"),
         "inference": ", ".join(run.get("inference") or []),
+        "subgroups": (run.get("subgroups") or {}).get("how", "") if isinstance(run.get("subgroups"), dict) else "",
         "data_dir": run.get("data_dir"),
         "run_seconds": run.get("run_seconds"),
         "finished_at": run.get("finished_at"),
         "platform": run.get("platform"),
         "packages": sorted((run.get("packages") or {}).items()),
-        "checksums": sorted((run.get("input_sha256") or {}).items()),
+        "checksums": [(f"{name}: {(run.get('inputs') or {}).get(name)}" if (run.get("inputs") or {}).get(name)
+                       else name, digest) for name, digest in sorted((run.get("input_sha256") or {}).items())],
     }
 
 
@@ -196,7 +201,7 @@ def report_context(results: Results, sections: list, *, rendered_at: str | None 
     cells = method_disagreements(perturbation, methods)
     seeds = seed_disagreements(perturbation)
     observed = observed_vs_model(perturbation, methods) if (perturbation["inference"] == "observed").any() else None
-    data_tables = [html_table(tables[name], caption=caption) for name, caption in TABLE_CAPTIONS.items()
+    data_tables = [html_table(tables[name], caption=caption) for name, caption in _table_captions(results).items()
                    if name in tables and len(tables[name])]
     fits_view = fits.drop(columns=["warnings"], errors="ignore")
     return {
@@ -272,29 +277,43 @@ def render_html(context: dict) -> str:
 
 
 def build_report(
-    results_dir: Path,
+    results_dir: str | Path,
     *,
     shared_dir: Path | None = None,
     on_figure: Callable[[str], None] | None = None,
 ) -> Path:
     """Render ``figures/`` and ``report.html`` of a results folder from its saved outputs; return the report's path.
 
-    ``shared_dir`` is the folder holding the sample mammograms (default: $PERCEPTIONGAP_SHARED, else
-    ``../shared`` beside the repository); without it the filtering figure is skipped with a note.
-    Raises :class:`~perceptiongap.errors.InputError` if ``results_dir`` is not a results folder.
+    Holds the folder's output lock while it writes. ``shared_dir`` is the folder holding the
+    sample mammograms; without it the filtering figure is skipped with a note. Raises
+    :class:`~perceptiongap.errors.InputError` if ``results_dir`` is not a results folder.
     """
-    results = read_results(Path(results_dir))
-    folder = results.folder
-    staging = Path(tempfile.mkdtemp(prefix=".figures.", dir=folder))
+    with output_lock(results_dir, what="results folder"):
+        return write_report(read_results(Path(results_dir)), shared_dir=shared_dir, on_figure=on_figure)
+
+
+def write_report(
+    results: Results,
+    *,
+    shared_dir: Path | None = None,
+    on_figure: Callable[[str], None] | None = None,
+) -> Path:
+    """Render the figures and the report of ``results`` into its folder (the caller holds its lock).
+
+    Figures are rendered into a staging folder and moved into ``figures/`` once all succeeded;
+    the files recorded as outputs in ``run.json`` before they are written. Returns the report's path.
+    """
+    folder = ResultsFolder(results.folder.absolute())
+    staging = Path(tempfile.mkdtemp(prefix=".figures.", suffix=PARTIAL_SUFFIX, dir=folder.root))
     try:
         sections = render_figures(results, staging, shared_dir=shared_dir, on_figure=on_figure)
         html = render_html(report_context(results, sections))
-        replace_folder(staging, folder / "figures")
+        rendered = sorted(staging.iterdir())
+        earlier = [folder.resolve(relative) for relative in (results.record.outputs or [])] if results.record else []
+        add_outputs(folder, [*(folder.figures_dir / path.name for path in rendered), folder.report_path])
+        install_figures(staging, folder.figures_dir, earlier)
     except BaseException:
-        import shutil
-
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    path = folder / "report.html"
-    atomic_write_text(path, html)
-    return path
+    atomic_write_text(folder.report_path, html)
+    return folder.report_path

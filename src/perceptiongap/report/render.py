@@ -1,13 +1,16 @@
-"""Render every figure of a results folder into ``figures/`` (PNG at 300 dpi and SVG) for the report."""
+"""Render every figure of a results folder (PNG at 300 dpi and SVG) for the report, and put them in ``figures/``.
+
+Figures are rendered into a staging folder first and moved into ``figures/`` once all are done;
+only files an earlier report wrote (as ``run.json`` records them) are replaced or removed, so a
+user's own file in ``figures/`` stays.
+"""
 
 from __future__ import annotations
 
 import base64
 import io
 import os
-import shutil
-import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +19,11 @@ import pandas as pd
 from perceptiongap.report import figures as F
 from perceptiongap.report.findings import model_methods
 from perceptiongap.report.palette import group_colours
-from perceptiongap.report.results import Results
+from perceptiongap.results.layout import FIGURES_DIR
+from perceptiongap.results.store import Results
+from perceptiongap.vocabulary import MERGED_SUBGROUP
+
+__all__ = ["FigureSection", "RenderedFigure", "install_figures", "nuts_summary_from_files", "render_figures"]
 
 PNG_DPI = 300
 #: Resolution of the image-heavy preview figure as embedded in the HTML (the PNG file keeps 300 dpi).
@@ -42,14 +49,6 @@ class FigureSection:
     title: str
     figures: list[RenderedFigure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-
-
-def shared_folder() -> Path:
-    """The read-only shared data folder: $PERCEPTIONGAP_SHARED, else ``../shared`` beside the repository."""
-    configured = os.environ.get("PERCEPTIONGAP_SHARED")
-    if configured:
-        return Path(configured)
-    return Path(__file__).resolve().parents[3].parent / "shared"
 
 
 def _save(figure, folder: Path, name: str, *, embed: str = "svg") -> tuple[list[Path], str]:
@@ -85,7 +84,7 @@ class _Renderer:
         figure = build()
         paths, uri = _save(figure, self.folder, name, embed=embed)
         figure.clear()
-        files = [f"figures/{p.name}" for p in paths]
+        files = [f"{FIGURES_DIR}/{p.name}" for p in paths]
         section.figures.append(RenderedFigure(name, title, caption, uri, files))
         if self.on_figure:
             self.on_figure(name)
@@ -118,7 +117,11 @@ def render_figures(
     shared_dir: Path | None = None,
     on_figure: Callable[[str], None] | None = None,
 ) -> list[FigureSection]:
-    """Render every figure into ``figures_dir`` (which must exist and be empty); return them by section."""
+    """Render every figure into ``figures_dir`` (which must exist and be empty); return them by section.
+
+    ``shared_dir`` holds the sample mammograms of the filtering figure (``mammograms/...``); None
+    skips that figure with a note.
+    """
     tables = results.tables
     perturbation = tables["perturbation_study"]
     merged = tables.get("merged_subgroups")
@@ -147,10 +150,10 @@ def render_figures(
     if merged is not None and len(merged):
         section = FigureSection("merged", "Merged subgroups: Simpson's paradox (as the paper's Figure 6)")
         merged_subgroup = str(merged["subgroup"].iloc[0])
+        which = " and ".join(F.pretty(s) for s in results.merged_subgroups) if results.merged_subgroups else "subgroups"
         for method in model_methods(merged):
             for architecture, groups in architectures:
-                title = (f"{architecture}, microcalcifications and soft tissue lesions merged: "
-                         f"refit under {method}")
+                title = f"{architecture}, {which} merged: refit under {method}"
                 render(section, f"merged_subgroups_{architecture}_{method}", title,
                        _perturbation_caption(merged, method, bool(observed_groups & set(groups)))
                        + " The model is refitted with both subgroups relabelled as one.",
@@ -193,18 +196,22 @@ def render_figures(
                              "exact inference part ways.")
     sections.append(section)
 
-    sections.append(_preview_section(render, shared_dir if shared_dir is not None else shared_folder()))
+    sections.append(_preview_section(render, shared_dir))
     sections.append(_diagnostics_section(render, results, methods, colours))
     return sections
 
 
-def _preview_section(render: _Renderer, shared_dir: Path) -> FigureSection:
+def _preview_section(render: _Renderer, shared_dir: Path | None) -> FigureSection:
     section = FigureSection("filtering", "What filtering does (as the paper's Figure 1)")
+    if shared_dir is None:
+        section.notes.append("The sample mammograms were not found (no shared data folder given: set "
+                             "PERCEPTIONGAP_SHARED, or pass --shared), so this figure is skipped.")
+        return section
     exam = Path(shared_dir) / SAMPLE_EXAM
     view = exam / PREVIEW_VIEW
     if not view.is_file():
-        section.notes.append(f"The sample mammograms were not found (looked for {view}; set PERCEPTIONGAP_SHARED to "
-                             "the shared data folder), so this figure is skipped.")
+        section.notes.append(f"The sample mammograms were not found (looked for {view}; set PERCEPTIONGAP_SHARED, "
+                             "or pass --shared, to the shared data folder), so this figure is skipped.")
         return section
     title = f"What each severity removes: view {view.stem} of the sample exam"
     render(section, "filtering_preview", title,
@@ -233,7 +240,7 @@ def _diagnostics_section(render: _Renderer, results: Results, methods, colours) 
     if nuts_paths:
         summary = nuts_summary_from_files(nuts_paths)
         subgroups = [s for s in pd.unique(summary["subgroup"])
-                     if s in set(results.tables["perturbation_study"]["subgroup"]) or s == "merged"]
+                     if s in set(results.tables["perturbation_study"]["subgroup"]) or s == MERGED_SUBGROUP]
         render(section, "nuts_diagnostics", "nuts: R-hat and effective sample size of the severity effects",
                "Rank-normalised R-hat (top) and bulk effective sample size (bottom) of every severity effect γ of "
                "the analysed subgroups, per NUTS fit (merged-subgroup refits in the column 'merged'). Dotted red "
@@ -257,15 +264,21 @@ def nuts_summary_from_files(paths) -> pd.DataFrame:
     return F.nuts_summary(datasets)
 
 
-def replace_folder(new: Path, target: Path) -> None:
-    """Put the folder ``new`` at ``target``, removing what was there, so no stale figure survives."""
-    old = None
-    if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-        os.replace(target, old / target.name)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(new, 0o777 & ~umask)  # mkdtemp made it private
-    os.replace(new, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+def install_figures(staging: Path, figures_dir: Path, earlier: Sequence[Path]) -> list[Path]:
+    """Move every file of ``staging`` into ``figures_dir``; remove the ``earlier`` figures not rendered again.
+
+    ``earlier`` are the figure files a previous report wrote (from ``run.json``); any other file
+    in ``figures_dir`` is the user's and stays. Returns the installed paths.
+    """
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    installed = []
+    for path in sorted(staging.iterdir()):
+        target = figures_dir / path.name
+        os.replace(path, target)
+        installed.append(target)
+    names = {path.name for path in installed}
+    for path in earlier:
+        if path.parent == figures_dir and path.name not in names and path.is_file():
+            path.unlink()
+    staging.rmdir()
+    return installed
