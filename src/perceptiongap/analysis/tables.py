@@ -33,13 +33,15 @@ def study_tables(
     subgroups: Sequence[str] = ANALYSED_SUBGROUPS,
     merged_subgroups: Sequence[str] | None = ANALYSED_SUBGROUPS,
     dense_groups: Sequence[str] = (),
+    failures: Sequence[dict] = (),
     source: str = "observations",
 ) -> dict[str, pd.DataFrame]:
     """The tables of one study, keyed by name (see the module docstring).
 
     ``separate`` and ``merged`` are the posteriors of the separate and merged-subgroup fits;
     ``subgroups`` the analysed subgroups, ``merged_subgroups`` those the merged fits merged;
-    ``dense_groups`` the observer groups whose own predictions also get ``observed`` rows.
+    ``dense_groups`` the observer groups whose own predictions also get ``observed`` rows;
+    ``failures`` the records of fits that failed (rows of ``fits`` with their reason as a warning).
     """
     tables = {}
     observed = [observed_separability(observations, cases, group, subgroups=subgroups, source=source)
@@ -54,7 +56,7 @@ def study_tables(
         tables["merged_subgroups"] = merged_subgroups_table(refit, pooled)
     if observations["scheme"].isin(ROI_SCHEMES).any():
         tables["annotation_study"] = annotation_study(observations, cases, subgroups=subgroups, source=source)
-    tables["fits"] = fits_table([*separate, *merged])
+    tables["fits"] = fits_table([*separate, *merged], failures)
     conclusions = evaluate_conclusions(tables, **observer_roles(observer_kinds(tables)),
                                        merged_subgroups=tuple(merged_subgroups or ()))
     tables["conclusions"] = conclusions_table(conclusions)

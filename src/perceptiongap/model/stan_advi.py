@@ -120,7 +120,13 @@ class ADVIResult(MeanFieldResult):
 
 
 class ADVIError(RuntimeError):
-    """Stan's ADVI failed: no usable step size, or a failed ELBO or gradient call outside the eta trials."""
+    """Stan's ADVI failed, as Stan's fails: no finite initial point, no usable step size, or a failed
+    ELBO or gradient call in the main loop. ``details`` holds what is known of the run (eta, the
+    iteration, the draws set aside)."""
+
+    def __init__(self, message: str, details: dict | None = None):
+        super().__init__(message)
+        self.details = dict(details or {})
 
 
 # --- the decision rules, pure functions of the numbers they see -------------------------------------------------
@@ -422,15 +428,20 @@ def stan_meanfield_advi(
         n_steps = min(settings.eval_elbo, settings.max_iterations - iteration)
         state, (elbo, dropped, ok) = advance(state, eta, n_steps, jax.random.fold_in(key_run, chunk), False)
         chunk += 1
+        failed = {"eta": float(eta), "main_elbo_draws_dropped": elbo_dropped,
+                  "main_gradient_draws_rejected": int(state[5]),
+                  "adapt_elbo_draws_dropped": counts["elbo_dropped"],
+                  "adapt_gradient_draws_rejected": counts["gradient_rejected"]}
         if int(state[6]):
-            raise ADVIError(f"gradient failed at iteration {int(state[4])}: "
-                            f"{GRADIENT_RETRIES * settings.grad_samples} draws with a non-finite gradient")
+            raise ADVIError(f"the gradient failed at iteration {int(state[4])}: "
+                            f"{GRADIENT_RETRIES * settings.grad_samples} draws with a non-finite gradient",
+                            {**failed, "iterations": int(state[4])})
         iteration += n_steps
         if iteration % settings.eval_elbo:
             break
         if not bool(ok):
-            raise ADVIError(f"ELBO failed at iteration {iteration}: {settings.elbo_samples} draws with a "
-                            f"non-finite log density")
+            raise ADVIError(f"the ELBO failed at iteration {iteration}: {settings.elbo_samples} draws with a "
+                            f"non-finite log density", {**failed, "iterations": iteration})
         elbo = float(elbo)
         elbo_dropped += int(dropped)
         elbo_iteration.append(iteration)

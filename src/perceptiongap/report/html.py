@@ -164,8 +164,13 @@ def _diagnostics_summary(fits: pd.DataFrame) -> list[str]:
             poor = int((rows["pareto_k"] > PARETO_K_LIMIT).sum())
             parts.append(f"Pareto k-hat {rows['pareto_k'].min():.2f}-{rows['pareto_k'].max():.2f}, "
                          f"{poor} above {PARETO_K_LIMIT}")
+        failed = rows["failed"].astype(str).str.lower().isin(["true", "1"]) if "failed" in rows else \
+            pd.Series(False, index=rows.index)
+        if failed.any():
+            parts.append(f"{int(failed.sum())} failed as Stan's ADVI fails (no posterior; the tables use the other "
+                         "seeds)")
         if rows["converged"].notna().any() and method != "nuts":
-            parts.append(f"{int((rows['converged'] == 0).sum())} stopped at their iteration limit")
+            parts.append(f"{int(((rows['converged'] == 0) & ~failed).sum())} stopped at their iteration limit")
         if "eta" in rows and rows["eta"].notna().any():
             etas = ", ".join(f"{eta:g} in {count}" for eta, count in rows["eta"].value_counts().sort_index().items())
             parts.append(f"step size eta {etas}")
