@@ -233,8 +233,7 @@ def test_elbo_drops_non_finite_draws_and_divides_by_the_finite_ones(tiny, check)
     with jax.enable_x64(True):
         mean, log_sd = jnp.zeros(4), jnp.zeros(4)
         # Draws in order: bad, ok, bad | ok, ok: the first three finite are 1.0, 0.5 and 2.0, two dropped.
-        elbo, dropped, ok = _elbo(model.log_density, saturation, mean, log_sd, rows(10.0, 1.0, 10.0),
-                                  lambda: rows(0.5, 2.0), data)
+        elbo, dropped, ok = _elbo(model.log_density, saturation, mean, log_sd, rows(10.0, 1.0, 10.0, 0.5, 2.0), data)
     entropy = 0.5 * 4 * (1 + math.log(2 * math.pi))
     expected = (hand_log_density(1.0) + hand_log_density(0.5) + hand_log_density(2.0)) / 3 + entropy
     assert bool(ok) and int(dropped) == 2
@@ -245,7 +244,7 @@ def test_elbo_without_drops_is_the_plain_mean(tiny):
     model, data = tiny
     with jax.enable_x64(True):
         elbo, dropped, ok = _elbo(model.log_density, model.saturation, jnp.zeros(4), jnp.zeros(4),
-                                  rows(1.0, -1.0, 0.25), lambda: rows(10.0, 10.0), data)
+                                  rows(1.0, -1.0, 0.25, 10.0, 10.0), data)
     expected = sum(map(hand_log_density, (1.0, -1.0, 0.25))) / 3 + 0.5 * 4 * (1 + math.log(2 * math.pi))
     assert bool(ok) and int(dropped) == 0 and float(elbo) == pytest.approx(expected, rel=1e-12)
 
@@ -254,7 +253,7 @@ def test_elbo_fails_at_as_many_drops_as_draws(tiny):
     model, data = tiny
     with jax.enable_x64(True):
         _, dropped, ok = _elbo(model.log_density, model.saturation, jnp.zeros(4), jnp.zeros(4),
-                               rows(10.0, 10.0, 1.0), lambda: rows(10.0, 1.0), data)
+                               rows(10.0, 10.0, 1.0, 10.0, 1.0), data)
     assert not bool(ok) and int(dropped) == 3
 
 

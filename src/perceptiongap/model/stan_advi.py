@@ -194,41 +194,26 @@ def _finiteness(log_density: Callable, saturation: Callable | None) -> Callable:
     return evaluated
 
 
-def _elbo(log_density: Callable, saturation: Callable | None, mean, log_sd, first, more_draws: Callable, data):
+def _elbo(log_density: Callable, saturation: Callable | None, mean, log_sd, draws, data):
     """Stan's ``calc_ELBO``: (ELBO, draws dropped, ok).
 
     Stan draws until ``n_draws`` finite log densities are in, and fails at the ``n_draws``-th
-    drop. Equivalently: of a sequence of 2 n_draws - 1 standard-normal draws, ``first``
-    (n_draws, dim) followed by ``more_draws()`` (n_draws - 1, dim), the first n_draws finite ones
-    are used, and the call fails when fewer than n_draws of them are finite. Which draws are
-    finite is decided by the model's saturation check before any log density is evaluated; the
-    extra draws are made only when ``first`` holds a non-finite one.
+    drop. Equivalently: of a sequence of 2 n_draws - 1 standard-normal draws (``draws``, in
+    order), the first n_draws finite ones are used, and the call fails when fewer than n_draws of
+    them are finite. Which draws are finite is decided by the model's saturation check, so only the
+    n_draws used are evaluated (none when the call fails).
     """
     finiteness = _finiteness(log_density, saturation)
     scale = jnp.exp(log_sd)
-    n_draws = first.shape[0]
-
-    def value_finite(z):
-        return jax.lax.map(lambda one: finiteness(mean + scale * one, data)[0], z, batch_size=_ELBO_BATCH)
-
-    first_finite = value_finite(first)
-
-    def first_draws():
-        return first, jnp.int32(0), jnp.bool_(True)
-
-    def with_more_draws():
-        more = more_draws()
-        finite = jnp.concatenate([first_finite, value_finite(more)])
-        count = jnp.cumsum(finite)
-        ok = count[-1] >= n_draws
-        dropped = jnp.where(ok, jnp.argmax(count == n_draws) + 1 - n_draws, n_draws).astype(jnp.int32)
-        used = jnp.nonzero(finite, size=n_draws, fill_value=0)[0]  # the first n_draws finite draws, in order
-        return jnp.concatenate([first, more])[used], dropped, ok
-
-    draws, dropped, ok = jax.lax.cond(jnp.all(first_finite), first_draws, with_more_draws)
+    n_draws = (draws.shape[0] + 1) // 2
+    finite = jax.lax.map(lambda one: finiteness(mean + scale * one, data)[0], draws)
+    count = jnp.cumsum(finite)
+    ok = count[-1] >= n_draws
+    dropped = jnp.where(ok, jnp.argmax(count == n_draws) + 1 - n_draws, n_draws).astype(jnp.int32)
+    used = draws[jnp.nonzero(finite, size=n_draws, fill_value=0)[0]]  # the first n_draws finite draws, in order
 
     def total():
-        values = jax.lax.map(lambda one: log_density(mean + scale * one, data), draws, batch_size=_ELBO_BATCH)
+        values = jax.lax.map(lambda one: log_density(mean + scale * one, data), used, batch_size=_ELBO_BATCH)
         return jnp.sum(values)
 
     total = jax.lax.cond(ok, total, lambda: jnp.zeros((), mean.dtype))
@@ -330,11 +315,8 @@ def _advance(log_density: Callable, saturation: Callable | None, state, eta, n_s
         return i + 1, (mean, log_sd, s_mean, s_log_sd, k, rejected + n_rejected, failures + (~ok))
 
     _, state = jax.lax.while_loop(go_on, step, (jnp.int32(0), state))
-    key_first, key_more = jax.random.split(key_elbo)
-    mean, dim, dtype = state[0], state[0].shape[0], state[0].dtype
-    first = jax.random.normal(key_first, (elbo_samples, dim), dtype=dtype)
-    return state, _elbo(log_density, saturation, mean, state[1], first,
-                        lambda: jax.random.normal(key_more, (elbo_samples - 1, dim), dtype=dtype), data)
+    draws = jax.random.normal(key_elbo, (2 * elbo_samples - 1, state[0].shape[0]), dtype=state[0].dtype)
+    return state, _elbo(log_density, saturation, state[0], state[1], draws, data)
 
 
 def _fresh_state(mean, log_sd):
