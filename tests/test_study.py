@@ -145,8 +145,8 @@ def test_reader_study_columns_are_kept_and_checked_when_present(tmp_path):
 
 @pytest.mark.parametrize(("column", "values", "message"), [
     ("birads", ["4", "1", ""], "column 'birads', row 1: '4' is not one of 0, 1, 2, 3, 4A, 4B, 4C, 5"),
-    ("pom", [30, 101, None], "column 'pom', row 2: 101 is not a percentage in [0, 100]"),
-    ("seconds", [-1, 1, None], "column 'seconds', row 1: -1 is not a number of seconds >= 0"),
+    ("pom", [30, 101, None], "column 'pom', row 2: 101.0 is not a percentage in [0, 100]"),
+    ("seconds", [-1, 1, None], "column 'seconds', row 1: -1.0 is not a number of seconds >= 0"),
     ("reading_order", [1, 2.5, None], "column 'reading_order', row 2: 2.5 is not a whole number >= 1"),
     ("reading_order", [1, "x", None], "column 'reading_order', row 2: 'x' is not a whole number >= 1"),
 ])

@@ -16,7 +16,7 @@ import pandas as pd
 from perceptiongap.errors import InputError
 from perceptiongap.files import atomic_path
 from perceptiongap.formatting import plain
-from perceptiongap.vocabulary import BREASTS, LABELS, OBSERVER_KINDS, SCHEMES
+from perceptiongap.vocabulary import BIRADS_CATEGORIES, BREASTS, LABELS, OBSERVER_KINDS, SCHEMES
 
 #: Column -> pandas dtype of a validated Observations table.
 OBSERVATION_COLUMNS: dict[str, str] = {
@@ -41,7 +41,6 @@ OPTIONAL_OBSERVATION_COLUMNS: dict[str, str] = {
     "seconds": "float64",
     "reading_order": "Int64",
 }
-BIRADS_CATEGORIES: tuple[str, ...] = ("0", "1", "2", "3", "4A", "4B", "4C", "5")
 
 #: Column -> pandas dtype of a validated Cases table.
 CASE_COLUMNS: dict[str, str] = {
@@ -101,13 +100,6 @@ def _as_floats(table: pd.DataFrame, column: str, source: str) -> pd.Series:
     return numbers
 
 
-def _shown(value: object) -> str:
-    """A cell as a person would write it: ``2.5``, ``'x'`` (never a NumPy repr)."""
-    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-        return f"{float(value):g}"
-    return repr(str(value))
-
-
 def _optional_column(table: pd.DataFrame, column: str, source: str) -> pd.Series:
     """One optional column, checked (see ``OPTIONAL_OBSERVATION_COLUMNS``); empty values stay NA."""
     raw = table[column]
@@ -118,7 +110,7 @@ def _optional_column(table: pd.DataFrame, column: str, source: str) -> pd.Series
         if bad.any():
             row = _first_bad_row(bad)
             raise InputError(
-                f"column 'birads', row {row}: {_shown(raw.iloc[row - 1])} is not one of {', '.join(BIRADS_CATEGORIES)}",
+                f"column 'birads', row {row}: {plain(raw.iloc[row - 1])!r} is not one of {', '.join(BIRADS_CATEGORIES)}",
                 source=source,
             )
         return values
@@ -133,7 +125,7 @@ def _optional_column(table: pd.DataFrame, column: str, source: str) -> pd.Series
         row = _first_bad_row(bad)
         rule = {"pom": "a percentage in [0, 100]", "seconds": "a number of seconds >= 0",
                 "reading_order": "a whole number >= 1"}[column]
-        raise InputError(f"column {column!r}, row {row}: {_shown(raw.iloc[row - 1])} is not {rule}", source=source)
+        raise InputError(f"column {column!r}, row {row}: {plain(raw.iloc[row - 1])!r} is not {rule}", source=source)
     return numbers.astype(OPTIONAL_OBSERVATION_COLUMNS[column])
 
 
@@ -241,7 +233,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     try:
         if path.suffix == ".parquet":
             return pd.read_parquet(path)
-        return pd.read_csv(path, dtype={"exam": str, "observer": str, "annotator": str}, keep_default_na=False,
+        return pd.read_csv(path, dtype={"exam": str, "observer": str, "annotator": str, "birads": str}, keep_default_na=False,
                            na_values=[""])
     except Exception as error:  # pandas and pyarrow raise many types for unreadable files
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

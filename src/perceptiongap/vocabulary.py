@@ -21,6 +21,7 @@ from perceptiongap.errors import InputError
 
 __all__ = [
     "ANALYSED_SUBGROUPS",
+    "BIRADS_CATEGORIES",
     "BREASTS",
     "FILTERED_SUFFIX",
     "DEFAULT_CUTOFFS_PER_MM",
@@ -50,6 +51,9 @@ SCHEMES: tuple[str, ...] = ("entire", "roi_interior", "roi_exterior")
 ROI_SCHEMES: tuple[str, ...] = ("roi_interior", "roi_exterior")
 #: A breast's label; "malignant" against everything else is the classification task (METHOD §6).
 LABELS: tuple[str, ...] = ("malignant", "benign", "nonbiopsied")
+
+#: A reader's BI-RADS assessment of a breast (METHOD §3), in the order of the scale.
+BIRADS_CATEGORIES: tuple[str, ...] = ("0", "1", "2", "3", "4A", "4B", "4C", "5")
 
 #: The release's five subgroups, in the authors' index order (0..4).
 PAPER_SUBGROUPS: tuple[str, ...] = ("microcalcifications", "soft_tissue_lesions", "mixed", "occult", "nonbiopsied")

@@ -87,8 +87,7 @@ def test_accuracy_refuses_a_bad_pom_naming_file_column_and_row(study_files, tmp_
     table.to_csv(observations, index=False)
     code, _, err = run_cli(["accuracy", observations, cases, "--out", tmp_path / "o"], capsys)
     assert code == 2
-    assert _one_error_line(err) == (f"error: {observations}: column 'pom', row 5: 130.0 is not a probability of "
-                                    "malignancy in [0, 100]")
+    assert _one_error_line(err) == (f"error: {observations}: column 'pom', row 5: 130.0 is not a percentage in [0, 100]")
 
 
 HOLD = textwrap.dedent("""

@@ -6,32 +6,13 @@ import numpy as np
 import pytest
 
 from perceptiongap.errors import InputError
-from perceptiongap.stats.scores import attach_reader_columns, birads_rank, score_source, score_values
-from perceptiongap.study import validate_observations
+from perceptiongap.stats.scores import birads_rank, score_source, score_values
 from tests.stats.study_builders import make_cases, observation_rows
 
 
 def _raw(**extra):
     cases = make_cases([("malignant", "microcalcifications"), ("benign", "microcalcifications")] * 2)
     return observation_rows(cases, "r1", "radiologists", "human", [1, 0, 1, 0], **extra)
-
-
-def test_pom_and_birads_survive_validation_and_are_checked():
-    raw = _raw(pom=["80", "", "3.5", None], birads=["5", "2", "4a", "4.0"])
-    raw.loc[3, "birads"] = "1"
-    kept = attach_reader_columns(validate_observations(raw), raw)
-    np.testing.assert_array_equal(kept["pom"].to_numpy(), [80.0, np.nan, 3.5, np.nan])
-    assert list(kept["birads"]) == ["5", "2", "4A", "1"]
-
-
-@pytest.mark.parametrize(("column", "values", "message"), [
-    ("pom", [50, 120, 1, 2], "column 'pom', row 2: 120 is not a probability of malignancy in \\[0, 100\\]"),
-    ("birads", ["1", "4", "2", "3"], "column 'birads', row 2: '4' is not one of 0, 1, 2, 3, 4A"),
-])
-def test_bad_reader_columns_are_refused_naming_the_row(column, values, message):
-    raw = _raw(**{column: values})
-    with pytest.raises(InputError, match=message):
-        attach_reader_columns(validate_observations(raw), raw, source="study.csv")
 
 
 def test_birads_ranks_follow_the_scale_and_zero_has_none():

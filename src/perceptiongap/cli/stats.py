@@ -43,8 +43,8 @@ def accuracy(
     observations: Path = typer.Argument(..., help=OBSERVATIONS_HELP),
     cases: Path = typer.Argument(..., help=CASES_HELP),
     out: Path = typer.Option(..., "--out", help="Folder for accuracy.csv, error_consistency.csv and figures/."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the case bootstrap (>= 0)."),
-    bootstrap: int = typer.Option(2000, "--bootstrap", help="Bootstrap replicates per interval (>= 1)."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the case bootstrap (>= 0)."),
+    bootstrap: int = typer.Option(2000, "--bootstrap", min=1, help="Bootstrap replicates per interval (>= 1)."),
     operating_point: str | None = typer.Option(None, "--operating-point", help=OPERATING_POINT_HELP),
     subgroups: str | None = typer.Option(None, "--subgroups", help=SUBGROUPS_HELP),
     score: Score = typer.Option(Score.auto, "--score", help=SCORE_HELP),
@@ -53,15 +53,11 @@ def accuracy(
     """Sensitivity, specificity, AUC and error consistency per observer, severity and subgroup (bootstrap CIs)."""
     from perceptiongap.stats.operating_point import parse_operating_points
     from perceptiongap.stats.outputs import write_statistics
-    from perceptiongap.stats.scores import read_scored_study
+    from perceptiongap.study import read_study
 
-    if seed < 0:
-        raise InputError(f"{seed} is not a seed (an integer >= 0)", source="--seed")
-    if bootstrap < 1:
-        raise InputError(f"{bootstrap} is not a number of bootstrap replicates (>= 1)", source="--bootstrap")
     points = parse_operating_points(operating_point) if operating_point is not None else None
     chosen = [g.strip() for g in subgroups.split(",") if g.strip()] if subgroups else None
-    observations_table, cases_table = read_scored_study(observations, cases)
+    observations_table, cases_table = read_study(observations, cases)
     progress = progress_bar()
     tasks: dict[str, int] = {}
 
@@ -106,13 +102,13 @@ def mrmc(
     severities), which the paper's reader study is not: export it with `perceptiongap export imrmc`.
     """
     from perceptiongap.stats.mrmc import describe_orh, orh_from_observations
-    from perceptiongap.stats.scores import read_scored_study
+    from perceptiongap.study import read_study
 
     try:
         levels = [float(s) for s in severities.split(",") if s.strip()]
     except ValueError:
         raise InputError(f"{severities!r} is not a list of severities in mm", source="--severities") from None
-    observations_table, cases_table = read_scored_study(observations, cases)
+    observations_table, cases_table = read_study(observations, cases)
     result = orh_from_observations(observations_table, cases_table, readers=_names(readers) or [],
                                    severities=levels, model=model, scheme=scheme, subgroup=subgroup,
                                    score=score.value, margin=margin, source=str(observations))
@@ -129,7 +125,7 @@ def _export(kind: str, observations: Path, cases: Path, out: Path, observer_grou
             scheme: list[str] | None, score: Score, force: bool) -> None:
     from perceptiongap.locks import output_lock
     from perceptiongap.stats.exports import mapping_path, select_observations, write_imrmc, write_rjafroc
-    from perceptiongap.stats.scores import read_scored_study
+    from perceptiongap.study import read_study
 
     if out.is_dir():
         raise InputError("is a folder; give the file to write", source=out)
@@ -137,7 +133,7 @@ def _export(kind: str, observations: Path, cases: Path, out: Path, observer_grou
         for path in (out, mapping_path(out)):
             if path.exists() and not force:
                 raise InputError("exists; use --force to overwrite", source=path)
-        observations_table, cases_table = read_scored_study(observations, cases)
+        observations_table, cases_table = read_study(observations, cases)
         selected = select_observations(observations_table, observer_groups=_names(observer_group),
                                        schemes=_names(scheme) or ["entire"], source=str(observations))
         with console.status(f"writing {out}"):

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from perceptiongap.study import BIRADS_CATEGORIES
+from perceptiongap.vocabulary import BIRADS_CATEGORIES
 
 __all__ = [
     "BIRADS",
