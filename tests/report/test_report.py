@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
@@ -131,7 +132,7 @@ def test_provenance_is_shown(report) -> None:
     folder, html, elements = report
     run = json.loads((folder / "run.json").read_text())
     text = plain_text(elements)
-    assert " ".join(run["command"]) in text
+    assert shlex.join(run["command"]) in text  # as a shell would take it: arguments with spaces quoted
     for name, digest in run["input_sha256"].items():
         assert name in text and digest in text
     for package, version in run["packages"].items():
