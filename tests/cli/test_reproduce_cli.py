@@ -54,14 +54,21 @@ def test_observed_gmic_soft_tissue_separability_halves_at_4mm(reproduced):
     assert rows.loc[4.0, "separability_mean"] == pytest.approx(0.27, abs=0.01)
 
 
-def test_stan_advi_stops_early_by_its_rule_on_the_release(reproduced):
-    """Stan's ADVI stops after a few hundred to a few thousand iterations (METHOD §5a: 500-900)."""
+#: Where Stan's own ADVI stopped on the release's five groups: 500-1,200 iterations over 100 fits (20 seeds each;
+#: benchmarks/stan_oracle/reference/fits.csv), widened by a margin of 3 ELBO evaluations (300 iterations) on
+#: each side, since 20 seeds per group do not pin down the extremes (1,100-1,200 came up 8 times in 100).
+STAN_STOP_RANGE = (500 - 300, 1200 + 300)
+
+
+def test_stan_advi_stops_where_stan_stops_on_the_release(reproduced):
+    """Stan's ADVI stops after a few hundred iterations on the release (the oracle's 100 fits; METHOD §5a)."""
     out, _ = reproduced
     from perceptiongap.model import load_posterior
 
-    for path in (out / "posteriors" / "stan-advi").glob("*/seed0.nc"):
+    paths = [out / "posteriors" / "stan-advi" / group / "seed0.nc" for group in GROUPS]  # Stan's range: separate fits
+    for path in paths:
         attrs = load_posterior(path).posterior.attrs
-        assert 200 <= attrs["iterations"] <= 5000, path
+        assert STAN_STOP_RANGE[0] <= attrs["iterations"] <= STAN_STOP_RANGE[1], path
         assert_stopped_by_stan_rule(attrs)
 
 

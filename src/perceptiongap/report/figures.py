@@ -442,7 +442,7 @@ def elbo_traces(attrs: Sequence[Mapping]) -> pd.DataFrame:
 
     ``attrs`` are posteriors' attributes (``posterior.posterior.attrs``); fits without an ELBO
     trace are skipped. Columns: inference, observer_group, merged, seed, iteration, elbo,
-    stopped_at (the fit's last iteration), tolerance (``tol_rel_obj`` or ``rel_tol``), converged.
+    stopped_at (the fit's last iteration), tolerance (``tol_rel_obj``, stan-advi's; NaN otherwise), converged.
     """
     frames = []
     for fit in attrs:
@@ -457,7 +457,8 @@ def elbo_traces(attrs: Sequence[Mapping]) -> pd.DataFrame:
             "iteration": iteration,
             "elbo": np.atleast_1d(np.asarray(fit["elbo"], dtype=float)),
             "stopped_at": int(fit.get("iterations", iteration[-1])),
-            "tolerance": float(fit.get("tol_rel_obj", fit.get("rel_tol", np.nan))),
+            # Only Stan's rule judges the relative change drawn in the bottom row.
+            "tolerance": float(fit.get("tol_rel_obj", np.nan)),
             "converged": bool(int(fit.get("converged", 1))),
         }))
     columns = ["inference", "observer_group", "merged", "seed", "iteration", "elbo", "stopped_at", "tolerance",
@@ -466,9 +467,9 @@ def elbo_traces(attrs: Sequence[Mapping]) -> pd.DataFrame:
 
 
 def relative_elbo_change(elbo: np.ndarray) -> np.ndarray:
-    """|(ELBO_prev - ELBO_k) / ELBO_k| per evaluation (infinite at the first), as Stan computes it."""
+    """|(ELBO_prev - ELBO_k) / ELBO_k| per evaluation, as Stan computes it (ELBO_prev = 0 at the first, so 1)."""
     elbo = np.asarray(elbo, dtype=float)
-    change = np.full(elbo.shape, np.inf)
+    change = np.ones(elbo.shape)
     change[1:] = np.abs((elbo[:-1] - elbo[1:]) / elbo[1:])
     return change
 

@@ -37,6 +37,8 @@ from perceptiongap.results.store import Results, read_results
 
 __all__ = ["build_report", "format_value", "html_table", "render_html", "report_context", "write_report"]
 
+from perceptiongap.analysis.margins import CONFIDENCE_MARGIN, EVIDENCE_LEVEL, SEPARABILITY_MARGIN
+
 TEMPLATE = "report.html.j2"
 VERDICTS = {True: ("supported", "yes"), False: ("not supported", "no"), None: ("not evaluated", "na")}
 
@@ -45,8 +47,13 @@ def _table_captions(results: Results) -> dict[str, str]:
     return {
         "perturbation_study": "tables/perturbation_study.csv: predictive confidence and class separability per "
                               "inference method, observer group, subgroup and severity (observed: the networks' own "
-                              "predictions, no model).",
-        "merged_subgroups": f"tables/merged_subgroups.csv: the same after refitting with {merged} as one subgroup.",
+                              "predictions, no model). The evidence of no effect: p_confidence_above_margin = "
+                              f"P(γ > -{CONFIDENCE_MARGIN:g} | D), separability_drop_upper = the one-sided "
+                              f"{EVIDENCE_LEVEL:.0%} upper bound of the mean drop from severity 0 (margin "
+                              f"{SEPARABILITY_MARGIN:g}).",
+        "merged_subgroups": f"tables/merged_subgroups.csv: the same with {merged} as one subgroup, refitted "
+                            "(merged_by refit) and as the release did it, pooling the separate fit's draws "
+                            "(merged_by pooled).",
         "annotation_study": "tables/annotation_study.csv: class separability of the networks with the ROI interior, "
                             "the ROI exterior or the entire image filtered (no model).",
     }
@@ -158,8 +165,23 @@ def _diagnostics_summary(fits: pd.DataFrame) -> list[str]:
             poor = int((rows["pareto_k"] > PARETO_K_LIMIT).sum())
             parts.append(f"Pareto k-hat {rows['pareto_k'].min():.2f}-{rows['pareto_k'].max():.2f}, "
                          f"{poor} above {PARETO_K_LIMIT}")
+        failed = rows["failed"].astype(str).str.lower().isin(["true", "1"]) if "failed" in rows else \
+            pd.Series(False, index=rows.index)
+        if failed.any():
+            parts.append(f"{int(failed.sum())} failed as Stan's ADVI fails (no posterior; the tables use the other "
+                         "seeds)")
         if rows["converged"].notna().any() and method != "nuts":
-            parts.append(f"{int((rows['converged'] == 0).sum())} stopped at their iteration limit")
+            parts.append(f"{int(((rows['converged'] == 0) & ~failed).sum())} stopped at their iteration limit")
+        if "eta" in rows and rows["eta"].notna().any():
+            etas = ", ".join(f"{eta:g} in {count}" for eta, count in rows["eta"].value_counts().sort_index().items())
+            parts.append(f"step size eta {etas}")
+            for phase, words in (("main", "main loop"), ("adapt", "step-size trials")):
+                dropped = rows.get(f"{phase}_elbo_draws_dropped")
+                rejected = rows.get(f"{phase}_gradient_draws_rejected")
+                if dropped is not None and rejected is not None and dropped.notna().any():
+                    parts.append(f"{words}: {int(dropped.sum())} ELBO draws dropped, {int(rejected.sum())} "
+                                 f"gradient draws rejected (at most {int(dropped.max())} and {int(rejected.max())} "
+                                 "in one fit)")
         if rows["max_r_hat"].notna().any():
             parts.append(f"largest R-hat {rows['max_r_hat'].max():.3f} (limit {RHAT_LIMIT})")
         if rows["min_ess_bulk"].notna().any():

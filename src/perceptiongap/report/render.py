@@ -86,6 +86,14 @@ def _fits_note(table: pd.DataFrame, method: str) -> str:
     return ""
 
 
+def merged_rows(merged: pd.DataFrame, how: str) -> pd.DataFrame:
+    """The rows of ``tables/merged_subgroups.csv`` merged ``how`` (``refit`` or ``pooled``), with the
+    observed rows (no model, the same either way); a table without ``merged_by`` is all refit."""
+    if "merged_by" not in merged:
+        return merged if how == "refit" else merged.iloc[:0]
+    return merged[merged["merged_by"].isin([how, "none"])]
+
+
 def _perturbation_caption(table: pd.DataFrame, method: str, has_observed: bool) -> str:
     text = (f"Left: posterior mean of the severity effect γ under {method}, ±1 posterior sd; above it, "
             "P(γ > 0 | D) per severity (small = filtering lowers confidence). Right: class separability "
@@ -139,14 +147,22 @@ def render_figures(
         section = FigureSection("merged", "Merged subgroups: Simpson's paradox (as the paper's Figure 6)")
         merged_subgroup = str(merged["subgroup"].iloc[0])
         which = " and ".join(F.pretty(s) for s in results.merged_subgroups) if results.merged_subgroups else "subgroups"
+        ways = {"refit": ("refit", "", " The model is refitted with both subgroups relabelled as one."),
+                "pooled": ("pooled as the release did", "pooled_",
+                           " The release's way: no refit; the separate fit's draws of γ of both subgroups are pooled, "
+                           "and its posterior predictive is scored with the malignant breasts of both as positives.")}
         for method in model_methods(merged):
             for architecture, groups in architectures:
-                title = f"{architecture}, {which} merged: refit under {method}"
-                render(section, f"merged_subgroups_{architecture}_{method}", title,
-                       _perturbation_caption(merged, method, bool(observed_groups & set(groups)))
-                       + " The model is refitted with both subgroups relabelled as one.",
-                       lambda: F.perturbation_figure(merged, inference=method, groups=groups,
-                                                     subgroup=merged_subgroup, colours=colours, title=title))
+                for how, (words, prefix, note) in ways.items():
+                    table = merged_rows(merged, how)
+                    if not (table["inference"] == method).any():
+                        continue
+                    title = f"{architecture}, {which} merged: {words} under {method}"
+                    render(section, f"merged_subgroups_{prefix}{architecture}_{method}", title,
+                           _perturbation_caption(table, method, bool(observed_groups & set(groups))) + note,
+                           lambda table=table, title=title: F.perturbation_figure(
+                               table, inference=method, groups=groups, subgroup=merged_subgroup, colours=colours,
+                               title=title))
         sections.append(section)
 
     section = FigureSection("annotation", "Annotation study (as the paper's Figure 5)")
@@ -167,8 +183,8 @@ def render_figures(
     if len(methods) >= 2:
         groups = [g for g in all_groups if g in set(perturbation["observer_group"])]
         panels = [(perturbation, s) for s in subgroups]
-        if merged is not None and len(merged) and len(model_methods(merged)) >= 2:
-            panels.append((merged, str(merged["subgroup"].iloc[0])))
+        if merged is not None and len(merged) and len(model_methods(merged_rows(merged, "refit"))) >= 2:
+            panels.append((merged_rows(merged, "refit"), str(merged["subgroup"].iloc[0])))
         for table, subgroup in panels:
             title = f"{F.pretty(subgroup)}: {' vs '.join(methods)}"
             render(section, f"inference_comparison_{subgroup}", title,
@@ -275,11 +291,13 @@ def _diagnostics_section(render: _Renderer, results: Results, methods, colours) 
     for method in pd.unique(traces["inference"]):
         title = f"{method}: ELBO traces"
         rule = ("Stan's rule: stop when the mean or the median of the last 10 relative changes falls below "
-                "tol_rel_obj" if method == "stan-advi" else "the method's convergence rule")
+                "tol_rel_obj; dotted red line: the tolerance" if method == "stan-advi" else
+                "advi's rule: stop when the upper end of the ELBO's trend over the last blocks projects a gain "
+                "below rel_tol x |ELBO|; there the relative change is not what is judged")
         render(section, f"elbo_{method}", title,
                f"Negative evidence lower bound (top, log scale) and its relative change between evaluations (bottom) "
                f"for every {method} fit, one line per seed (merged-subgroup refits dashed); x marks where the fit "
-               f"stopped ({rule}; dotted red line: the tolerance).",
+               f"stopped ({rule}).",
                lambda: F.elbo_figure(traces, inference=method, colours=colours))
     nuts_paths = [p for p, attrs in zip(results.fit_paths, results.fit_attrs) if attrs.get("inference") == "nuts"]
     if nuts_paths:

@@ -1,7 +1,8 @@
 """Every fit of a study: which fits, their model data (validated before anything is written), running them.
 
 ``plan_fits`` lists the fits (observer group x inference method x seed, separate and merged
-subgroups); ``model_data_for`` builds the arrays of every fit up front, so that a study the model
+subgroups); a ``stan-advi`` seed that fails as Stan's ADVI fails leaves a failure record
+(``write_failure``) instead of a posterior; ``model_data_for`` builds the arrays of every fit up front, so that a study the model
 cannot take (no unperturbed observations, human and machine observers in one group) is refused
 before a file is written; ``fit_study`` runs the fits that are not on disk yet, side by side
 where that is faster, writing each posterior atomically as soon as it is done (so a killed run
@@ -10,6 +11,7 @@ resumes where it stopped).
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -21,6 +23,7 @@ import pandas as pd
 
 from perceptiongap.analysis.subgroups import SubgroupChoice, merge_subgroups, subgroup_order
 from perceptiongap.errors import InputError
+from perceptiongap.files import atomic_write_text
 from perceptiongap.results.layout import FitJob
 from perceptiongap.vocabulary import MERGED_SUBGROUP
 
@@ -32,6 +35,8 @@ __all__ = [
     "model_data_for",
     "model_groups",
     "plan_fits",
+    "read_failure",
+    "write_failure",
 ]
 
 #: ``on_fit(job, seconds)``: called after each fit (``seconds`` None when it was already on disk).
@@ -124,6 +129,33 @@ def first_of_each_kind_first(jobs: Sequence[FitJob], kind: Callable[[FitJob], ob
     return leading + [job for job in jobs if job not in leading]
 
 
+def write_failure(job: FitJob, results_dir: Path, error: str, details: Mapping, observer_kind: str,
+                  seconds: float) -> Path:
+    """Record a fit that failed as Stan's ADVI fails, in place of its posterior (``seed<k>.failed.json``).
+
+    The record holds the attributes a posterior would (inference, observer group and kind, seed,
+    merged, fit_seconds, converged 0, what is known of the run) and ``error``, the reason.
+    """
+    record = {"inference": job.inference, "observer_group": job.observer_group, "observer_kind": observer_kind,
+              "seed": int(job.seed), "merged": int(job.merged), "fit_seconds": float(seconds), "converged": 0,
+              **{key: value for key, value in details.items()}, "error": error}
+    path = job.failure_path(results_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(record, indent=1) + "\n")
+    return path
+
+
+def read_failure(path: Path) -> dict:
+    """A record written by :func:`write_failure`; InputError naming the file if it is not one."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise InputError(f"unreadable record of a failed fit ({error})", source=path) from None
+    if not isinstance(record, dict) or not {"inference", "observer_group", "seed", "error"} <= set(record):
+        raise InputError("not a record of a failed fit (needs inference, observer_group, seed, error)", source=path)
+    return record
+
+
 def fit_study(
     model_data: Mapping[tuple[str, bool], object],
     jobs: Sequence[FitJob],
@@ -141,16 +173,17 @@ def fit_study(
     goes first, so that no two threads compile the same function. NUTS fits run one at a time,
     since their chains already occupy the cores. A fit's numbers do not depend on the thread that
     ran it. ``on_fit(job, seconds)`` is called after each job, from this thread (``seconds`` None
-    when it was already done). Each posterior is written atomically as soon as it is done. A fit
-    whose ADVI step-size search fails is an :class:`InputError` naming the fit (and ``source``);
-    fits finished before it are kept.
+    when it was already done). Each posterior is written atomically as soon as it is done. A
+    ``stan-advi`` fit that fails as Stan's ADVI fails (:class:`~perceptiongap.model.ADVIError`)
+    is recorded by :func:`write_failure` instead, and counts as done; any other method's failure is
+    an :class:`InputError` naming the fit (and ``source``), fits finished before it being kept.
     """
     from perceptiongap.model import fit, save_posterior
     from perceptiongap.model.stan_advi import ADVIError
 
     todo = []
     for job in jobs:
-        if job.path(results_dir).is_file():
+        if job.path(results_dir).is_file() or job.failure_path(results_dir).is_file():
             if on_fit:
                 on_fit(job, None)
         else:
@@ -158,10 +191,18 @@ def fit_study(
 
     def run(job: FitJob) -> float:
         start = time.perf_counter()
+        data = model_data[job.observer_group, job.merged]
         try:
-            posterior = fit(model_data[job.observer_group, job.merged], job.inference, job.seed)
+            posterior = fit(data, job.inference, job.seed)
         except ADVIError as error:
-            raise InputError(f"{job.describe()}: {error}", source=source) from error
+            if job.inference != "stan-advi":
+                raise InputError(f"{job.describe()}: {error}", source=source) from error
+            # Stan's ADVI fails on some seeds (as Stan's own does, e.g. a gradient that stays
+            # non-finite for 10 draws); the failure is the result of this seed, recorded in place
+            # of its posterior, and the other seeds go on.
+            write_failure(job, results_dir, str(error), error.details, data.observer_kind,
+                          time.perf_counter() - start)
+            return time.perf_counter() - start
         seconds = time.perf_counter() - start
         posterior.posterior.attrs["fit_seconds"] = seconds
         posterior.posterior.attrs["merged"] = int(job.merged)

@@ -23,6 +23,7 @@ from pathlib import Path
 from perceptiongap.errors import InputError
 
 __all__ = [
+    "FAILED_SUFFIX",
     "FIGURES_DIR",
     "MERGED_SUFFIX",
     "POSTERIORS_DIR",
@@ -34,6 +35,7 @@ __all__ = [
     "TABLES_DIR",
     "TABLE_NAMES",
     "FitJob",
+    "failure_path",
     "ResultsFolder",
 ]
 
@@ -53,6 +55,16 @@ REQUIRED_TABLES = ("perturbation_study", "fits", "conclusions")
 STATISTICS_TABLE_NAMES = ("accuracy", "accuracy_summary", "error_consistency", "error_consistency_pairs")
 
 
+#: Suffix of the record that replaces the posterior of a fit that failed (``seed<k>.failed.json``).
+FAILED_SUFFIX = ".failed.json"
+
+
+def failure_path(posterior_path: str | Path) -> Path:
+    """The failure record beside a posterior's path: ``seed3.nc`` -> ``seed3.failed.json``."""
+    path = Path(posterior_path)
+    return path.with_name(path.name.removesuffix(".nc") + FAILED_SUFFIX)
+
+
 @dataclass(frozen=True)
 class FitJob:
     """One model fit: an observer group, an inference method, a seed, separate or merged subgroups."""
@@ -70,6 +82,10 @@ class FitJob:
 
     def path(self, results_dir: str | Path) -> Path:
         return Path(results_dir) / self.relative_path
+
+    def failure_path(self, results_dir: str | Path) -> Path:
+        """Where a fit that failed as Stan's ADVI fails is recorded instead of its posterior."""
+        return failure_path(self.path(results_dir))
 
     def describe(self) -> str:
         merged = ", merged subgroups" if self.merged else ""

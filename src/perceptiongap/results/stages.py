@@ -28,8 +28,15 @@ from perceptiongap.files import (
     same_file,
 )
 from perceptiongap.locks import output_lock
-from perceptiongap.results.fitting import dense_groups, fit_study, model_data_for, model_groups, plan_fits
-from perceptiongap.results.layout import MERGED_SUFFIX, STATISTICS_TABLE_NAMES, ResultsFolder
+from perceptiongap.results.fitting import (
+    dense_groups,
+    fit_study,
+    model_data_for,
+    model_groups,
+    plan_fits,
+    read_failure,
+)
+from perceptiongap.results.layout import MERGED_SUFFIX, STATISTICS_TABLE_NAMES, ResultsFolder, failure_path
 from perceptiongap.results.record import (
     RunRecord,
     add_outputs,
@@ -228,10 +235,12 @@ def _fit_into(
     study_paths = [folder.observations_path.absolute(), folder.cases_path.absolute()]
     kept_inputs = [path for path in study_paths if any(same_file(path, p) for p in inputs.values())]
     planned = [folder.run_record_path, *[p for p in study_paths if p not in kept_inputs],
-               *[folder.posterior_path(job) for job in jobs]]
+               *[folder.posterior_path(job) for job in jobs],
+               *[job.failure_path(folder.root) for job in jobs if job.inference == "stan-advi"]]
     if force:
         earlier = [folder.resolve(relative) for relative in (old.outputs or [])] if old is not None else []
-        overwritten = [folder.posterior_path(job) for job in jobs]  # never reuse a posterior under `force`
+        # never reuse a posterior (or a failure record) under `force`
+        overwritten = [path for job in jobs for path in (folder.posterior_path(job), job.failure_path(folder.root))]
         remove_paths(_removable([*earlier, *overwritten], protected=inputs.values()))
         _remove_empty_folders(folder)
     if force or resume:
@@ -331,23 +340,33 @@ def _analyse(folder: ResultsFolder, on_progress: Progress, on_message: Message, 
     paths = posterior_files(folder, record)
     if not paths:
         raise InputError("no posteriors found; run `perceptiongap fit` first", source=folder.posteriors_dir)
-    missing = [path for path in paths if not path.is_file()]
+    failed = [failure_path(path) for path in paths if not path.is_file() and failure_path(path).is_file()]
+    missing = [path for path in paths if not path.is_file() and not failure_path(path).is_file()]
     if missing:
         raise InputError(f"{len(missing)} of the {len(paths)} planned fits are not on disk (the first: "
                          f"{folder.relative(missing[0])}); finish them with `perceptiongap fit ... --resume`",
                          source=folder.root)
     check_writable(folder.tables_dir)
+    paths = [path for path in paths if path.is_file()]
+    if not paths:
+        raise InputError(f"every planned fit failed (the first: {folder.relative(failed[0])}); nothing to analyse",
+                         source=folder.root)
     posteriors = []
     for done, path in enumerate(paths, start=1):
         posteriors.extend(read_posteriors([path]))
         on_progress("reading posteriors", done, len(paths))
+    failures = [read_failure(path) for path in failed]
+    for failure in failures:
+        on_message(f"{failure['inference']} {failure['observer_group']} (seed {failure['seed']}"
+                   f"{', merged subgroups' if failure.get('merged') else ''}) failed, as Stan's ADVI fails: "
+                   f"{failure['error']}; the tables use the other seeds")
     is_merged = [path.parent.name.endswith(MERGED_SUFFIX) for path in paths]
     separate = [p for p, m in zip(posteriors, is_merged) if not m]
     merged = [p for p, m in zip(posteriors, is_merged) if m]
     on_progress("analysing", 0, None)
     tables = study_tables(observations, cases, separate, merged, subgroups=choice.analysed,
                           merged_subgroups=choice.merged, dense_groups=dense_groups(observations),
-                          source=str(folder.observations_path))
+                          failures=failures, source=str(folder.observations_path))
     add_outputs(folder, [folder.table_path(name) for name in tables])
     for name, table in tables.items():
         write_results_table(folder, name, table)

@@ -45,7 +45,7 @@ def table_columns() -> dict[str, tuple[str, ...]]:
     from perceptiongap.analysis.annotation import ANNOTATION_COLUMNS
     from perceptiongap.analysis.conclusions import CONCLUSION_COLUMNS
     from perceptiongap.analysis.fits import FITS_COLUMNS
-    from perceptiongap.analysis.summary import PERTURBATION_COLUMNS
+    from perceptiongap.analysis.summary import MERGED_COLUMNS, PERTURBATION_COLUMNS
     from perceptiongap.stats import (
         ACCURACY_COLUMNS,
         ACCURACY_SUMMARY_COLUMNS,
@@ -53,7 +53,7 @@ def table_columns() -> dict[str, tuple[str, ...]]:
         CONSISTENCY_SUMMARY_COLUMNS,
     )
 
-    return {"perturbation_study": PERTURBATION_COLUMNS, "merged_subgroups": PERTURBATION_COLUMNS,
+    return {"perturbation_study": PERTURBATION_COLUMNS, "merged_subgroups": MERGED_COLUMNS,
             "annotation_study": ANNOTATION_COLUMNS, "fits": FITS_COLUMNS, "conclusions": CONCLUSION_COLUMNS,
             "accuracy": ACCURACY_COLUMNS, "accuracy_summary": ACCURACY_SUMMARY_COLUMNS,
             "error_consistency": CONSISTENCY_SUMMARY_COLUMNS, "error_consistency_pairs": CONSISTENCY_PAIR_COLUMNS}
