@@ -69,3 +69,28 @@ def test_parameter_names_become_flags_and_arguments_their_metavar():
     error = in_flags(InputError("use `resume` to continue it, or `unknown`", source="advi_seeds"), flags)
     assert str(error) == "--advi-seeds: use --resume to continue it, or `unknown`"
     assert str(in_flags(InputError("bad", source="/a/file.csv"), flags)) == "/a/file.csv: bad"
+
+
+@pytest.mark.parametrize("command", [[], ["fit"], ["perturb"], ["release", "import"], ["reproduce"], ["serve"]])
+def test_help_shows_flags_and_values_as_click_writes_them(command):
+    """Issue 17: Typer 0.29 showed `<bool>` after every flag (even --help), `{observations}`, `<list[Path]>`."""
+    done = perceptiongap(*command, "--help")
+    assert done.returncode == 0, done.stderr
+    for noise in ("<bool>", "<path>", "<int", "<str>", "<list[", "{"):
+        assert noise not in done.stdout, (noise, done.stdout)
+    assert "--help" in done.stdout
+
+
+def test_help_names_arguments_and_types_in_capitals():
+    done = perceptiongap("fit", "--help")
+    assert "Usage: perceptiongap fit [OPTIONS] OBSERVATIONS CASES" in done.stdout
+    assert "PATH" in done.stdout and "INTEGER" in done.stdout
+    assert "Usage: perceptiongap perturb [OPTIONS] INPUTS..." in perceptiongap("perturb", "--help").stdout
+    assert "[parquet|csv]" in perceptiongap("release", "import", "--help").stdout
+
+
+def test_version_prints_the_installed_version():
+    from importlib import metadata
+
+    done = perceptiongap("--version")
+    assert (done.returncode, done.stdout) == (0, f"perceptiongap {metadata.version('perceptiongap')}\n")

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from perceptiongap.formatting import format_p_value
+from perceptiongap.formatting import format_p_relation
 from perceptiongap.vocabulary import ANALYSED_SUBGROUPS, FILTERED_SUFFIX, MERGED_SUBGROUP
 
 __all__ = [
@@ -68,7 +68,8 @@ def _at_most_severe(rows: pd.DataFrame) -> pd.Series:
 
 
 def _fmt(p: float) -> str:
-    return format_p_value(p, missing="n/a")
+    """``= 0.004``, ``< 0.001`` or ``n/a``, to follow a p-value's name."""
+    return format_p_relation(p, missing="n/a")
 
 
 def _affected(table, inference, group, subgroup) -> tuple[bool | None, str]:
@@ -79,7 +80,7 @@ def _affected(table, inference, group, subgroup) -> tuple[bool | None, str]:
     worst = _at_most_severe(rows)
     p_conf, p_sep = worst["p_confidence_positive"], worst["p_separability_drop"]
     verdict = bool(p_conf < ALPHA and p_sep < ALPHA)
-    return verdict, f"{group} at {worst['severity_mm']:g} mm: P(gamma>0)={_fmt(p_conf)}, separability p={_fmt(p_sep)}"
+    return verdict, f"{group} at {worst['severity_mm']:g} mm: P(gamma>0) {_fmt(p_conf)}, separability p {_fmt(p_sep)}"
 
 
 def _unaffected(table, inference, group, subgroup) -> tuple[bool | None, str]:
@@ -89,7 +90,7 @@ def _unaffected(table, inference, group, subgroup) -> tuple[bool | None, str]:
         return None, f"{group}: not fitted"
     p_conf, p_sep = rows["p_confidence_positive"].min(), rows["p_separability_drop"].min()
     verdict = bool(p_conf >= ALPHA and p_sep >= ALPHA)
-    return verdict, f"{group}: smallest P(gamma>0)={_fmt(p_conf)}, smallest separability p={_fmt(p_sep)}"
+    return verdict, f"{group}: smallest P(gamma>0) {_fmt(p_conf)}, smallest separability p {_fmt(p_sep)}"
 
 
 def _separability_kept(table, inference, group, subgroup) -> tuple[bool | None, str]:
@@ -98,7 +99,7 @@ def _separability_kept(table, inference, group, subgroup) -> tuple[bool | None, 
         return None, f"{group}: not fitted"
     worst = _at_most_severe(rows)
     p_sep = worst["p_separability_drop"]
-    return bool(p_sep >= ALPHA), f"{group} at {worst['severity_mm']:g} mm: separability p={_fmt(p_sep)}"
+    return bool(p_sep >= ALPHA), f"{group} at {worst['severity_mm']:g} mm: separability p {_fmt(p_sep)}"
 
 
 def _all(parts: Sequence[tuple[bool | None, str]]) -> tuple[bool | None, str]:

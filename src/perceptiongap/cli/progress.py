@@ -5,6 +5,7 @@
 - :func:`progress_callback`: a single bar as a ``progress(done, total)`` callback, the form
   ``perturb``, ``compose`` and ``predict`` report in.
 - :func:`progress_bar`: the bar's look (counts, elapsed and remaining time), for anything else.
+- :func:`show_log_messages`: log records (warnings and above) as their message alone, above the bars.
 
 A bar appears at the first report, not before: an error found while the inputs are checked
 prints alone.
@@ -13,14 +14,36 @@ prints alone.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-__all__ = ["TerminalProgress", "console", "progress_bar", "progress_callback"]
+__all__ = ["TerminalProgress", "console", "progress_bar", "progress_callback", "show_log_messages"]
 
 console = Console(stderr=True)
+
+
+def show_log_messages() -> None:
+    """Show warnings logged by perceptiongap and its libraries as one plain line each on stderr, above any bar.
+
+    Rich's logging handler by default adds the time, the level and ``file.py:62`` with terminal hyperlinks to every
+    line; a person running a command needs the message alone. Calling this again changes nothing.
+    """
+    from rich.logging import RichHandler
+
+    root = logging.getLogger()
+    if any(getattr(handler, "_perceptiongap", False) for handler in root.handlers):
+        return
+    handler = RichHandler(console=console, show_time=False, show_level=False, show_path=False,
+                          enable_link_path=False, markup=False, rich_tracebacks=False, highlighter=None)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.setLevel(logging.WARNING)
+    handler._perceptiongap = True
+    root.addHandler(handler)
+    if root.level == logging.NOTSET or root.level > logging.WARNING:
+        root.setLevel(logging.WARNING)
 
 
 def progress_bar() -> Progress:
