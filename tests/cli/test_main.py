@@ -94,3 +94,12 @@ def test_version_prints_the_installed_version():
 
     done = perceptiongap("--version")
     assert (done.returncode, done.stdout) == (0, f"perceptiongap {metadata.version('perceptiongap')}\n")
+
+
+def test_a_logged_warning_is_its_message_alone_on_one_line():
+    """Issue 17: rich's logging handler ended every line in `fit.py:62` and hyperlink codes, wrapped at 80 columns."""
+    message = "NUTS runs its 2 chains one after another: " + "x" * 120
+    code = ("import logging; from perceptiongap.cli.progress import show_log_messages; show_log_messages(); "
+            f"show_log_messages(); logging.getLogger('perceptiongap.model.nuts').warning({message!r})")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stderr) == (0, message + "\n")

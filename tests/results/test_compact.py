@@ -44,7 +44,7 @@ def test_compact_posterior_drops_the_case_draws_and_keeps_their_predictive_mean(
 
 
 @pytest.mark.slow
-def test_analyse_gives_the_same_tables_from_compact_and_complete_posteriors(tmp_path):
+def test_analyse_gives_the_same_tables_from_compact_and_complete_posteriors(tmp_path, capsys):
     from perceptiongap.study import write_table
 
     observations, cases, _ = simulate_study(seed=5, n_exams=30)
@@ -70,8 +70,8 @@ def test_analyse_gives_the_same_tables_from_compact_and_complete_posteriors(tmp_
     # A folder resumed with the other setting is refused, naming it.
     code, _, err = run_cli(["fit", tmp_path / "observations.csv", tmp_path / "cases.csv", "--out",
                             tmp_path / "compact", "--inference", "stan-advi", "--advi-seeds", "1", "--no-merged",
-                            "--keep-all-draws", "--resume"], _Capture())
-    assert code == 2 and "--keep-all-draws" in err
+                            "--keep-all-draws", "--resume"], capsys)
+    assert code == 2 and "--keep-all-draws True (the folder's: False)" in err, err
 
 
 class _Capture:

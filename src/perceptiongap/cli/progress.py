@@ -25,22 +25,28 @@ __all__ = ["TerminalProgress", "console", "progress_bar", "progress_callback", "
 console = Console(stderr=True)
 
 
+class _MessageOnly(logging.Handler):
+    """A log record as its message alone, one unwrapped line on the bars' console (so above any live bar)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            console.print(self.format(record), markup=False, highlight=False, soft_wrap=True)
+        except Exception:  # a handler must not raise: logging's own policy
+            self.handleError(record)
+
+
 def show_log_messages() -> None:
     """Show warnings logged by perceptiongap and its libraries as one plain line each on stderr, above any bar.
 
-    Rich's logging handler by default adds the time, the level and ``file.py:62`` with terminal hyperlinks to every
-    line; a person running a command needs the message alone. Calling this again changes nothing.
+    Rich's logging handler adds the time, the level and ``file.py:62`` with terminal hyperlinks to every line;
+    a person running a command needs the message alone. Logging configured already (by a program that calls
+    :func:`~perceptiongap.cli.main`, or by pytest) is left as it is; calling this again changes nothing.
     """
-    from rich.logging import RichHandler
-
     root = logging.getLogger()
-    if any(getattr(handler, "_perceptiongap", False) for handler in root.handlers):
+    if root.handlers:
         return
-    handler = RichHandler(console=console, show_time=False, show_level=False, show_path=False,
-                          enable_link_path=False, markup=False, rich_tracebacks=False, highlighter=None)
+    handler = _MessageOnly(logging.WARNING)
     handler.setFormatter(logging.Formatter("%(message)s"))
-    handler.setLevel(logging.WARNING)
-    handler._perceptiongap = True
     root.addHandler(handler)
     if root.level == logging.NOTSET or root.level > logging.WARNING:
         root.setLevel(logging.WARNING)
