@@ -90,6 +90,7 @@ def test_every_figure_is_written_and_embedded(report) -> None:
         "annotation_study_gmic",
         "inference_comparison_microcalcifications", "inference_comparison_soft_tissue_lesions",
         "filtering_preview", "elbo_stan-advi", "nuts_diagnostics",
+        "accuracy", "error_consistency",  # the reader-study statistics
     }
     assert set(pngs) == expected
     embedded = [attrs["src"] for tag, attrs in elements.tags if tag == "img"]
@@ -272,3 +273,68 @@ def test_warnings_are_grouped_with_counts_and_the_long_tables_fold_away(report) 
     for name in ("perturbation_study", "fits"):
         assert re.search(rf'<details class="table"><summary>tables/{name}\.csv: \d+ ', html)
     assert "P(gamma>0)=" not in html and "=<" not in html
+
+
+def table_cells(html: str, table_id: str) -> tuple[list[str], list[list[str]]]:
+    """Header and body cells (as shown) of the report's table with ``table_id``."""
+    table = re.search(rf'<table id="{table_id}">(.*?)</table>', html, re.S).group(1)
+    header = [unescape(re.sub(r"<[^>]+>", "", cell)) for cell in re.findall(r"<th>(.*?)</th>", table, re.S)]
+    rows = [[unescape(cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+            for row in re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>")[1], re.S)]
+    return header, rows
+
+
+def test_the_reader_study_section_shows_the_numbers_of_the_statistics_tables(report) -> None:
+    folder, html, elements = report
+    summary = pd.read_csv(folder / "tables" / "accuracy_summary.csv")
+    summary = summary[summary["scheme"] == "entire"]
+    header, rows = table_cells(html, "table-accuracy")
+    assert header[:2] == ["observer_group", "statistic"]
+    severities = [float(column.removesuffix(" mm")) for column in header[2:]]
+    assert severities == sorted(summary["severity_mm"].unique())
+    shown = {}
+    for group, statistic, *cells in rows:
+        subgroup = {"sensitivity: microcalcifications": "microcalcifications",
+                    "sensitivity: soft tissue lesions": "soft_tissue_lesions"}.get(statistic, "all")
+        column = "specificity_mean" if statistic == "specificity" else "sensitivity_mean"
+        point = "reader_decision" if group == "radiologists" else "readers_mean_specificity"
+        expected = summary[(summary["observer_group"] == group) & (summary["subgroup"] == subgroup)
+                           & (summary["operating_point"] == point)].set_index("severity_mm")[column]
+        assert cells == [f"{expected[s]:.3f}" for s in severities], (group, statistic)
+        shown[group, statistic] = cells
+    assert {group for group, _ in shown} == {"radiologists", "gmic", "gmic_filtered"}
+    assert len(shown) == 3 * 4
+
+    consistency = pd.read_csv(folder / "tables" / "error_consistency.csv")
+    consistency = consistency[consistency["scheme"] == "entire"]
+    header, rows = table_cells(html, "table-error-consistency")
+    assert header == ["pair_kind", "n_severities", "microcalcifications", "soft_tissue_lesions", "merged", "all"]
+    assert [row[0] for row in rows] == ["human-human", "human-network", "network-network"]
+    for kind, _, *cells in rows:
+        means = consistency[consistency["pair_kind"] == kind].groupby("subgroup")["kappa_mean"].mean()
+        assert cells == [f"{means[subgroup]:.3f}" for subgroup in header[2:]], kind
+
+    text = plain_text(elements)
+    readers = summary[(summary["observer_group"] == "radiologists") & (summary["subgroup"] == "all")]
+    before, after = (readers.set_index("severity_mm")["sensitivity_mean"][s] for s in (0.0, max(severities)))
+    assert f"all malignant breasts {before:.2f} → {after:.2f}" in text
+    all_pairs = consistency[consistency["subgroup"] == "all"].groupby("pair_kind")["kappa_mean"].mean()
+    assert (f"{all_pairs['human-human']:.2f} for pairs of readers, {all_pairs['human-network']:.2f} for "
+            f"reader-network pairs, {all_pairs['network-network']:.2f} for pairs of networks") in text
+    assert '<a href="#statistics">' in html
+
+
+def test_a_folder_analysed_before_the_statistics_existed_still_reports_and_says_so(results_copy, capsys) -> None:
+    folder = results_copy("older")
+    for name in ("accuracy", "accuracy_summary", "error_consistency", "error_consistency_pairs"):
+        (folder / "tables" / f"{name}.csv").unlink()
+    record = json.loads((folder / "run.json").read_text())
+    del record["statistics"]  # as an older version wrote run.json
+    (folder / "run.json").write_text(json.dumps(record))
+    code, _, err = run_cli(["report", folder], capsys)
+    assert code == 0, err
+    text = plain_text(parse((folder / "report.html").read_text(encoding="utf-8")))
+    assert ("No tables/accuracy_summary.csv or tables/error_consistency.csv in this results folder: the folder was "
+            "analysed before perceptiongap computed them; run perceptiongap analyse on it to add them.") in text
+    assert not (folder / "figures" / "accuracy.png").exists()
+    assert (folder / "figures" / "elbo_stan-advi.png").exists()  # the rest of the report is there

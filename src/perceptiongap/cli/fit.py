@@ -15,8 +15,10 @@ SUBGROUPS_HELP = ("Subgroups to analyse, comma-separated; join two with + to als
                   "(e.g. mass+calcification,distortion). Default: microcalcifications+soft_tissue_lesions when "
                   "present, else every subgroup with a malignant breast.")
 SHARED_HELP = "Shared data folder holding the sample mammograms for the filtering figure."
-KEEP_ALL_DRAWS_HELP = ("Keep every draw of every parameter in the posteriors (about 7x the size on the release); "
+KEEP_ALL_DRAWS_HELP = ("Keep every draw of every parameter in the posteriors (about 4x the size on the release); "
                        "by default the per-case draws are replaced by their posterior predictive mean.")
+BOOTSTRAP_HELP = ("Case-bootstrap replicates for the intervals of the reader-study statistics (accuracy, error "
+                  "consistency), seeded by the run's seed; `perceptiongap accuracy` uses 2000.")
 
 
 def print_conclusions(results: Path) -> None:
@@ -36,6 +38,23 @@ def print_conclusions(results: Path) -> None:
         cells = [f"{marks[conclusion.verdicts.get(m)]}\n[dim]{conclusion.evidence.get(m, '')}[/]" for m in methods]
         table.add_row(conclusion.statement, *cells)
     console.print(table)
+
+
+def print_statistics(results: Path) -> None:
+    """Where the reader-study statistics are (tables/), or why `analyse` skipped them (run.json)."""
+    from perceptiongap.results import ResultsFolder, read_run_record
+    from perceptiongap.results.layout import STATISTICS_TABLE_NAMES
+
+    folder = ResultsFolder(results)
+    paths = [folder.table_path(name) for name in STATISTICS_TABLE_NAMES]
+    if all(path.is_file() for path in paths):
+        console.print("reader-study statistics (sensitivity, specificity and AUC per observer; error consistency):")
+        for path in paths:
+            console.print(f"  {path}", markup=False, highlight=False, soft_wrap=True)
+        return
+    record, _, _ = read_run_record(folder)
+    why = ((record.statistics or {}).get("skipped") if record is not None else None) or "not computed"
+    console.print(f"reader-study statistics: none ({why})", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -67,17 +86,20 @@ def fit(
 def analyse(
     results: Path = typer.Argument(..., help="Results folder written by `perceptiongap fit`."),
     report: bool = typer.Option(True, "--report/--no-report", help="Render figures and the HTML report."),
+    bootstrap: int = typer.Option(500, "--bootstrap", help=BOOTSTRAP_HELP),
     shared_dir: Path | None = typer.Option(None, "--shared", envvar="PERCEPTIONGAP_SHARED", help=SHARED_HELP),
 ) -> None:
-    """Predictive confidence, class separability and their tests from the fits: tables/*.csv."""
+    """Predictive confidence, class separability and their tests from the fits, and the reader-study
+    statistics of the study: tables/*.csv."""
     from perceptiongap.results import analyse as analyse_stage
 
     with TerminalProgress() as terminal:
-        analyse_stage(results, report=report, shared_dir=shared_dir, on_progress=terminal.progress,
-                      on_message=terminal.message)
+        analyse_stage(results, report=report, bootstrap=bootstrap, shared_dir=shared_dir,
+                      on_progress=terminal.progress, on_message=terminal.message)
     from perceptiongap.results import ResultsFolder
 
     print_conclusions(results)
+    print_statistics(results)
     if report:
         console.print(f"report: {ResultsFolder(results).report_path}")
 
@@ -92,6 +114,7 @@ def reproduce(
     advi_seeds: int = typer.Option(5, "--advi-seeds", min=1, help="How many seeds stan-advi runs."),
     force: bool = typer.Option(False, "--force", help="Start afresh: remove what an earlier run wrote there."),
     resume: bool = typer.Option(False, "--resume", help="Continue a results folder, keeping finished fits."),
+    bootstrap: int = typer.Option(500, "--bootstrap", help=BOOTSTRAP_HELP),
     shared_dir: Path | None = typer.Option(None, "--shared", envvar="PERCEPTIONGAP_SHARED", help=SHARED_HELP),
     keep_all_draws: bool = typer.Option(False, "--keep-all-draws", help=KEEP_ALL_DRAWS_HELP),
 ) -> None:
@@ -100,11 +123,12 @@ def reproduce(
 
     with TerminalProgress() as terminal:
         out = reproduce_stage(data=data, out=out, inference=inference, seed=seed, advi_seeds=advi_seeds, force=force,
-                        resume=resume, shared_dir=shared_dir, keep_all_draws=keep_all_draws,
+                        resume=resume, bootstrap=bootstrap, shared_dir=shared_dir, keep_all_draws=keep_all_draws,
                         on_progress=terminal.progress,
                         on_message=terminal.message)
     from perceptiongap.results import ResultsFolder
 
     print_conclusions(out)
+    print_statistics(out)
     console.print(f"report: {ResultsFolder(out).report_path}")
     console.print(f"results: {out}")

@@ -26,6 +26,8 @@ SEVERITY_AXIS_LABEL = "filter severity: wavelength 1/D0 (mm)"
 CONFIDENCE_AXIS_LABEL = "predictive confidence E[γ | D] (log-odds)"
 SEPARABILITY_AXIS_LABEL = "class separability (KS statistic, 0-1)"
 SIGNIFICANCE_LEVEL = 0.05
+#: Resolution of every figure's PNG file.
+PNG_DPI = 300
 
 STYLE = {
     "font.family": "DejaVu Sans",
@@ -623,3 +625,29 @@ def filtering_preview_figure(image_path: Path, *, pixel_mm: float = PREVIEW_PIXE
     return preview_figure(image.pixels, pixel_mm, variant="release",
                           title=f"{Path(image_path).stem}: Gaussian low-pass filter at each severity "
                                 f"(release variant, {pixel_mm:g} mm pixels assumed)")
+
+
+# --------------------------------------------------------------------------------------------
+# Files
+
+
+def save_figure(figure, folder: str | Path, name: str) -> list[Path]:
+    """Write ``name``.png (:data:`PNG_DPI` dpi) and ``name``.svg into ``folder``, each atomically; return their paths.
+
+    Both files are reproducible: no creation date or software tag, deterministic SVG ids.
+    """
+    import matplotlib
+
+    from perceptiongap.files import atomic_path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    with matplotlib.rc_context({"svg.hashsalt": "perceptiongap"}):
+        for suffix, options in ((".png", {"dpi": PNG_DPI, "metadata": {"Software": None}}),
+                                (".svg", {"metadata": {"Date": None}})):
+            path = folder / f"{name}{suffix}"
+            with atomic_path(path) as tmp:
+                figure.savefig(tmp, format=suffix[1:], **options)
+            paths.append(path)
+    return paths

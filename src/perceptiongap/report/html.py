@@ -100,8 +100,9 @@ def _flag(column: str, value, chains: int | None = None) -> str:
     return ""
 
 
-def html_table(frame: pd.DataFrame, *, caption: str = "", flag: Callable[[str, object], str] | None = None) -> dict:
-    """A table for the template: caption, columns and rows of (text, css class) cells."""
+def html_table(frame: pd.DataFrame, *, caption: str = "", flag: Callable[[str, object], str] | None = None,
+               id: str = "") -> dict:
+    """A table for the template: html id, caption, columns and rows of (text, css class) cells."""
     columns = [str(c) for c in frame.columns]
     rows = []
     for record in frame.itertuples(index=False):
@@ -109,7 +110,7 @@ def html_table(frame: pd.DataFrame, *, caption: str = "", flag: Callable[[str, o
                      for column, value in zip(columns, record)])
     numeric = [pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
                for c in frame.columns]
-    return {"caption": caption, "columns": columns, "numeric": numeric, "rows": rows}
+    return {"id": id, "caption": caption, "columns": columns, "numeric": numeric, "rows": rows}
 
 
 # --------------------------------------------------------------------------------------------
@@ -258,6 +259,8 @@ def report_context(results: Results, sections: list, *, rendered_at: str | None 
         "observed_cells": html_table(observed) if observed is not None and len(observed) else None,
         "has_observed": observed is not None,
         "sections": sections,
+        "section_tables": {section.key: [html_table(frame, caption=caption, id=table_id)
+                                         for table_id, caption, frame in section.tables] for section in sections},
         "figure_count": sum(len(s.figures) for s in sections if s.key != "diagnostics"),
         "diagnostics": next((s for s in sections if s.key == "diagnostics"), None),
         "diagnostics_summary": _diagnostics_summary(fits),

@@ -7,6 +7,8 @@
     posteriors/<inference>/<observer_group>/seed<k>.nc  one netCDF posterior per fit
     posteriors/<inference>/<observer_group>__merged/... the merged-subgroup refits
     tables/perturbation_study.csv, merged_subgroups.csv, annotation_study.csv, fits.csv, conclusions.csv
+    tables/accuracy.csv, accuracy_summary.csv,          the reader-study statistics (perceptiongap.stats)
+           error_consistency.csv, error_consistency_pairs.csv
     figures/<name>.png, figures/<name>.svg              the report's figures
     report.html                                         the self-contained report
 
@@ -27,6 +29,7 @@ __all__ = [
     "REPORT_FILE",
     "REQUIRED_TABLES",
     "RUN_RECORD_FILE",
+    "STATISTICS_TABLE_NAMES",
     "STUDY_DIR",
     "TABLES_DIR",
     "TABLE_NAMES",
@@ -46,6 +49,8 @@ MERGED_SUFFIX = "__merged"
 TABLE_NAMES = ("perturbation_study", "merged_subgroups", "annotation_study", "fits", "conclusions")
 #: The tables without which a folder is not an analysed results folder.
 REQUIRED_TABLES = ("perturbation_study", "fits", "conclusions")
+#: The reader-study statistics `analyse` writes beside them (a folder analysed before they existed lacks them).
+STATISTICS_TABLE_NAMES = ("accuracy", "accuracy_summary", "error_consistency", "error_consistency_pairs")
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,9 @@ finishes. The record holds
 - ``fits``: the posterior of every planned fit, so that ``analyse`` reads exactly those;
 - ``outputs``: every path perceptiongap wrote or was about to write in the folder (recorded
   *before* writing), so that ``--force`` removes only those, never a user's own file;
-- provenance for the report: the command, package versions, platform, times.
+- provenance for the report: the command, package versions, platform, times;
+- ``statistics``: how ``analyse`` computed the reader-study statistics (seed, bootstrap
+  replicates, operating points), or why it could not.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ __all__ = [
     "input_checksums",
     "package_versions",
     "read_run_record",
+    "record_statistics",
     "resume_differences",
     "subgroup_record",
     "write_run_record",
@@ -97,6 +100,9 @@ class RunRecord:
     started_at: str = field(default_factory=_now)
     finished_at: str | None = None
     run_seconds: float | None = None
+    #: {"seed", "bootstrap", "operating_points", "subgroups", "merged_subgroups"} as `analyse` computed the
+    #: reader-study statistics, or {"skipped": why}; None before `analyse`
+    statistics: dict | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -163,6 +169,13 @@ def add_outputs(folder: ResultsFolder, paths: Iterable[Path]) -> None:
     merged = list(dict.fromkeys([*known, *new]))
     if merged != known:
         write_run_record(folder, replace(record, outputs=merged))
+
+
+def record_statistics(folder: ResultsFolder, statistics: dict) -> None:
+    """Record how the reader-study statistics were computed (or why not) in ``run.json``, if the folder has one."""
+    record, _, _ = read_run_record(folder)
+    if record is not None:
+        write_run_record(folder, replace(record, statistics=dict(statistics)))
 
 
 def finish_run(folder: ResultsFolder, seconds: float) -> None:

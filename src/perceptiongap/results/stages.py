@@ -30,7 +30,7 @@ from perceptiongap.files import (
 )
 from perceptiongap.locks import output_lock
 from perceptiongap.results.fitting import dense_groups, fit_study, model_data_for, model_groups, plan_fits
-from perceptiongap.results.layout import MERGED_SUFFIX, ResultsFolder
+from perceptiongap.results.layout import MERGED_SUFFIX, STATISTICS_TABLE_NAMES, ResultsFolder
 from perceptiongap.results.record import (
     RunRecord,
     add_outputs,
@@ -38,6 +38,7 @@ from perceptiongap.results.record import (
     finish_run,
     input_checksums,
     read_run_record,
+    record_statistics,
     subgroup_record,
     write_run_record,
 )
@@ -50,7 +51,16 @@ from perceptiongap.results.store import (
     write_study_into,
 )
 
-__all__ = ["DEFAULT_INFERENCE", "DEFAULT_RESULTS_DIR", "analyse", "fit", "parse_inference", "report", "reproduce"]
+__all__ = [
+    "DEFAULT_INFERENCE",
+    "DEFAULT_RESULTS_DIR",
+    "STATISTICS_BOOTSTRAP",
+    "analyse",
+    "fit",
+    "parse_inference",
+    "report",
+    "reproduce",
+]
 
 #: ``on_progress(task, done, total)``: ``total`` is None while unknown.
 Progress = Callable[[str, int, "int | None"], None]
@@ -59,6 +69,9 @@ Message = Callable[[str], None]
 
 DEFAULT_INFERENCE = "stan-advi,nuts"
 DEFAULT_RESULTS_DIR = Path("perceptiongap-results")
+#: Bootstrap replicates of the reader-study statistics' intervals in a results folder: fewer than
+#: `perceptiongap accuracy`'s 2,000, so that they add seconds, not a minute, to `reproduce`.
+STATISTICS_BOOTSTRAP = 500
 SHARED_ENV = "PERCEPTIONGAP_SHARED"
 _LOCK_WHAT = "results folder"
 
@@ -83,6 +96,12 @@ def parse_inference(inference: str | Sequence[str]) -> list[str]:
         raise InputError(f"unknown inference method {shown!r}; choose from {', '.join(INFERENCE_METHODS)}",
                          source="inference")
     return methods
+
+
+def _check_bootstrap(bootstrap: int) -> None:
+    if isinstance(bootstrap, bool) or not isinstance(bootstrap, int) or bootstrap < 1:
+        raise InputError(f"{bootstrap!r} is not a number of bootstrap replicates (a whole number >= 1)",
+                         source="bootstrap")
 
 
 def _check_options(*, seed: int, advi_seeds: int, force: bool, resume: bool) -> None:
@@ -280,6 +299,7 @@ def analyse(
     results: str | Path,
     *,
     report: bool = True,
+    bootstrap: int = STATISTICS_BOOTSTRAP,
     shared_dir: str | Path | None = None,
     on_progress: Progress | None = None,
     on_message: Message | None = None,
@@ -287,12 +307,15 @@ def analyse(
     """Every table of a results folder from its study and posteriors, written to ``tables/``; returns them.
 
     The conclusions of the paper are judged here, once, and written to ``tables/conclusions.csv``.
+    The reader-study statistics (:mod:`perceptiongap.stats`: accuracy, error consistency) are computed
+    from the study with ``bootstrap`` case-bootstrap replicates, seeded by the run's seed.
     ``report`` also renders the figures and ``report.html`` (see :func:`report`).
     """
+    _check_bootstrap(bootstrap)
     folder = ResultsFolder(Path(results))
     on_progress, on_message = on_progress or _quiet_progress, on_message or _quiet_message
     with output_lock(folder.root, what=_LOCK_WHAT):
-        tables = _analyse(folder, on_progress, on_message)
+        tables = _analyse(folder, on_progress, on_message, bootstrap=bootstrap)
         if report:
             _report(folder, shared_dir, on_progress, on_message)
     return tables
@@ -307,7 +330,8 @@ def _recorded_choice(record: RunRecord | None, cases: pd.DataFrame, source: str)
     return choose_subgroups(cases, None, source=source)
 
 
-def _analyse(folder: ResultsFolder, on_progress: Progress, on_message: Message) -> dict[str, pd.DataFrame]:
+def _analyse(folder: ResultsFolder, on_progress: Progress, on_message: Message, *,
+             bootstrap: int) -> dict[str, pd.DataFrame]:
     from perceptiongap.analysis.tables import study_tables
 
     if not folder.root.is_dir():
@@ -344,7 +368,46 @@ def _analyse(folder: ResultsFolder, on_progress: Progress, on_message: Message) 
         on_message(f"diagnostic warnings (each fit in {folder.table_path('fits')}, grouped in the report):")
         for line in lines:
             on_message(f"- {line}")
-    return tables
+    seed = record.seed if record is not None and record.seed is not None else 0
+    statistics = _reader_study_statistics(folder, observations, cases, choice, seed=seed, bootstrap=bootstrap,
+                                          on_progress=on_progress, on_message=on_message)
+    return {**tables, **statistics}
+
+
+def _reader_study_statistics(folder: ResultsFolder, observations: pd.DataFrame, cases: pd.DataFrame,
+                             choice: SubgroupChoice, *, seed: int, bootstrap: int, on_progress: Progress,
+                             on_message: Message) -> dict[str, pd.DataFrame]:
+    """Accuracy and error consistency of the study (``perceptiongap.stats``) into ``tables/``, recorded in run.json.
+
+    A study the statistics cannot take (e.g. no reader read a non-malignant breast unperturbed, so
+    the readers' operating point is undefined) keeps its other tables: the statistics are skipped
+    with a message saying why, recorded as such, and earlier ones are removed rather than left stale.
+    """
+    from perceptiongap.stats.operating_point import default_operating_points
+    from perceptiongap.stats.outputs import statistics_tables
+
+    points = default_operating_points(observations)
+    task = "reader-study statistics"
+    on_progress(task, 0, None)
+    try:
+        tables = statistics_tables(
+            observations, cases, seed=seed, n_bootstrap=bootstrap, operating_points=points,
+            subgroups=choice.analysed, merged_subgroups=choice.merged,
+            progress=lambda stage, done, total: on_progress(f"{task}: {stage}", done, total))
+    except InputError as error:
+        remove_paths([p for p in (folder.table_path(n) for n in STATISTICS_TABLE_NAMES) if p.exists()])
+        record_statistics(folder, {"skipped": error.message})
+        on_message(f"reader-study statistics skipped: {error.message}")
+        return {}
+    add_outputs(folder, [folder.table_path(name) for name in STATISTICS_TABLE_NAMES])
+    for name in STATISTICS_TABLE_NAMES:
+        write_results_table(folder, name, tables[name])
+    record_statistics(folder, {"seed": int(seed), "bootstrap": int(bootstrap),
+                               "operating_points": [point.name for point in points],
+                               "subgroups": list(choice.analysed),
+                               "merged_subgroups": list(choice.merged) if choice.merged else None})
+    on_progress(task, 1, 1)
+    return {name: tables[name] for name in STATISTICS_TABLE_NAMES}
 
 
 # --------------------------------------------------------------------------------------------
@@ -406,6 +469,7 @@ def reproduce(
     advi_seeds: int = 5,
     force: bool = False,
     resume: bool = False,
+    bootstrap: int = STATISTICS_BOOTSTRAP,
     shared_dir: str | Path | None = None,
     keep_all_draws: bool = False,
     workers: int | None = None,
@@ -416,12 +480,14 @@ def reproduce(
 
     Finds the release (``data``, else ``$PERCEPTIONGAP_DATA``, else the user cache, else a
     checksum-verified download), converts it, fits every observer group (separate and merged
-    subgroups), analyses the fits and renders the report. Options as in :func:`fit`. Returns ``out``.
+    subgroups), analyses the fits, computes the reader-study statistics (``bootstrap`` replicates,
+    see :func:`analyse`) and renders the report. Options as in :func:`fit`. Returns ``out``.
     """
     from perceptiongap.release import REQUIRED_FILES, import_release, locate_release
 
     methods = parse_inference(inference)
     _check_options(seed=seed, advi_seeds=advi_seeds, force=force, resume=resume)
+    _check_bootstrap(bootstrap)
     _use_host_devices_for_nuts(methods)  # first: before any JAX computation
     on_progress, on_message = on_progress or _quiet_progress, on_message or _quiet_message
     folder = ResultsFolder(Path(out))
@@ -441,7 +507,7 @@ def reproduce(
             data_dir=release_dir, workers=workers, keep_all_draws=keep_all_draws, on_progress=on_progress,
             on_message=on_message,
         )
-        _analyse(folder, on_progress, on_message)
+        _analyse(folder, on_progress, on_message, bootstrap=bootstrap)
         finish_run(folder, time.perf_counter() - start)  # what the report shows: fits and analysis
         _report(folder, shared_dir, on_progress, on_message)
         finish_run(folder, time.perf_counter() - start)  # the whole run, report included
