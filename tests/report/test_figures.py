@@ -257,3 +257,16 @@ def test_every_panel_has_axis_labels_with_units(tables) -> None:
         axis = axis_named(figure, label)
         assert "(mm)" in axis.get_xlabel()
         assert "(" in axis.get_ylabel()
+
+
+def test_p_value_rows_stay_readable_at_the_reports_width(tables) -> None:
+    """Issue 17: the rows were about 7 px high in the report. Shown 864 px wide (the report embeds a 9-inch figure at
+    96 px per inch), each row of p-values is at least 18 px apart and its text at least 7.5 pt."""
+    figure = F.perturbation_figure(tables["perturbation_study"], inference="stan-advi",
+                                   groups=["radiologists", "gmic", "gmic_filtered"], subgroup="soft_tissue_lesions")
+    figure.canvas.draw()
+    texts = [t for axis in figure.axes for t in axis.texts if (t.get_gid() or "").startswith("p|confidence|")]
+    assert texts and min(t.get_fontsize() for t in texts) >= 7.5
+    scale = 864 / (figure.get_figwidth() * figure.dpi)  # display pixels per figure pixel in the report
+    rows = sorted({round(t.get_window_extent().y0 * scale, 1) for t in texts})
+    assert len(rows) == 3 and min(np.diff(rows)) >= 18, rows
