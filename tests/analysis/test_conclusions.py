@@ -157,8 +157,8 @@ def test_the_annotation_rule_needs_significant_drops_in_the_paper_pattern(drops,
 
 def test_evidence_prints_plain_p_values() -> None:
     conclusion = evaluate_conclusions(paper_like(), **ROLES)[0]
-    assert conclusion.evidence["nuts"] == ("radiologists at 4 mm: P(gamma>0)=0.001, separability p=0.010; "
-                                          "gmic at 4 mm: P(gamma>0)=0.001, separability p=0.010")
+    assert conclusion.evidence["nuts"] == ("radiologists at 4 mm: P(gamma>0) = 0.001, separability p = 0.010; "
+                                          "gmic at 4 mm: P(gamma>0) = 0.001, separability p = 0.010")
 
 
 def test_a_study_without_the_paper_subgroups_is_told_why_nothing_is_evaluated() -> None:

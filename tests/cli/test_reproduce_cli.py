@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import subprocess
 import sys
@@ -85,7 +86,19 @@ def test_radiologists_microcalcification_confidence_falls(reproduced):
 def test_summary_provenance_and_refusal_to_overwrite(reproduced, release_dir):
     out, done = reproduced
     assert "conclusions" in done.stderr and "stan-advi" in done.stderr
+    # Issue 17: where the data came from, first; a status while the report renders.
+    assert done.stderr.startswith(f"data: {release_dir} (the folder given as --data; SHA-256 of all 11 release "
+                                  "files verified)\n")
+    assert "rendering the figures and the report" in done.stderr
     record = json.loads((out / "run.json").read_text())
+    # run.json's time covers the whole run: it was finished after the report was written.
+    finished = datetime.datetime.fromisoformat(record["finished_at"]).timestamp()
+    assert finished >= int((out / "report.html").stat().st_mtime)
+    posterior = out / "posteriors" / "stan-advi" / "gmic" / "seed0.nc"
+    import xarray as xr
+
+    with xr.open_dataset(posterior, group="posterior", engine="h5netcdf") as dataset:
+        assert "mu" not in dataset and "gamma" in dataset  # compact by default
     assert record["inference"] == ["stan-advi"] and record["advi_seeds"] == 1
     sums = dict(line.split()[::-1] for line in (release_dir / "SHA256SUMS").read_text().splitlines())
     assert record["input_sha256"]["exam_info.csv"] == sums["./exam_info.csv"]

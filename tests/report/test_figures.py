@@ -208,10 +208,23 @@ def test_paper_groups_have_fixed_distinct_colours_and_others_follow_in_order() -
     colours = group_colours(["readers", "gmic", "networks", "radiologists", "dmv_filtered"])
     assert {g: colours[g] for g in ("gmic", "radiologists", "dmv_filtered")} == {
         g: PAPER_GROUP_COLOURS[g] for g in ("gmic", "radiologists", "dmv_filtered")}
-    assert colours["readers"] == "#009E73" and colours["networks"] == "#CC79A7"  # Okabe-Ito, in order given
+    assert colours["readers"] == "#E69F00" and colours["networks"] == "#56B4E9"  # Okabe-Ito, in order given
     many = group_colours([f"group{i}" for i in range(12)] + list(PAPER_GROUP_COLOURS))
     assert len(set(list(many.values())[:9])) == 9
     assert len(set(PAPER_GROUP_COLOURS.values())) == len(PAPER_GROUP_COLOURS)
+
+
+def test_each_network_and_its_filtered_partner_differ_in_hue() -> None:
+    """Issue 17: gmic and gmic_filtered were two blues (1 degree of hue apart), hard to tell apart in the p-value rows."""
+    from matplotlib.colors import rgb_to_hsv, to_rgb
+
+    def hue_degrees(colour: str) -> float:
+        return 360.0 * rgb_to_hsv(to_rgb(colour))[0]
+
+    for network in ("gmic", "dmv"):
+        first, second = hue_degrees(PAPER_GROUP_COLOURS[network]), hue_degrees(PAPER_GROUP_COLOURS[f"{network}_filtered"])
+        distance = min(abs(first - second), 360.0 - abs(first - second))
+        assert distance >= 30.0, (network, distance)
 
 
 def test_the_same_group_gets_the_same_colour_in_every_figure(tables) -> None:
@@ -248,3 +261,16 @@ def test_every_panel_has_axis_labels_with_units(tables) -> None:
         axis = axis_named(figure, label)
         assert "(mm)" in axis.get_xlabel()
         assert "(" in axis.get_ylabel()
+
+
+def test_p_value_rows_stay_readable_at_the_reports_width(tables) -> None:
+    """Issue 17: the rows were about 7 px high in the report. Shown 864 px wide (the report embeds a 9-inch figure at
+    96 px per inch), each row of p-values is at least 18 px apart and its text at least 7.5 pt."""
+    figure = F.perturbation_figure(tables["perturbation_study"], inference="stan-advi",
+                                   groups=["radiologists", "gmic", "gmic_filtered"], subgroup="soft_tissue_lesions")
+    figure.canvas.draw()
+    texts = [t for axis in figure.axes for t in axis.texts if (t.get_gid() or "").startswith("p|confidence|")]
+    assert texts and min(t.get_fontsize() for t in texts) >= 7.5
+    scale = 864 / (figure.get_figwidth() * figure.dpi)  # display pixels per figure pixel in the report
+    rows = sorted({round(t.get_window_extent().y0 * scale, 1) for t in texts})
+    assert len(rows) == 3 and min(np.diff(rows)) >= 18, rows

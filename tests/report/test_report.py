@@ -9,6 +9,7 @@ from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -189,6 +190,92 @@ def test_report_refuses_a_folder_that_is_not_a_results_folder(make, tmp_path, ca
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "not a results folder" in lines[0]
     assert not (tmp_path / "report.html").exists() and not (tmp_path / "figures").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 17: the report's text states this run's numbers
+
+
+def _prose(html: str) -> str:
+    """The report's own sentences (its opening, the conclusions and where the methods disagree), without tables; the
+    later sections print tables' numbers through code (figures, diagnostics summary, provenance)."""
+    body = html.split('class="section"', 1)[0]
+    body = re.sub(r'<p class="meta">.*?</p>', " ", body, flags=re.S)  # folder, date and version
+    body = re.sub(r"<(table|figure|details|style|nav)\b.*?</\1>", " ", body, flags=re.S)
+    return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", body)))
+
+
+def altered(results, *, stops: tuple[int, int], significant: int, fits: int, median_p: float):
+    """``results`` with stan-advi's stopping iterations, gmic's soft-tissue drop at the most severe filter
+    (significant in ``significant`` of ``fits`` seeds, median p): numbers no simulated run gives."""
+    tables = {name: table.copy() for name, table in results.tables.items()}
+    fit_rows = tables["fits"]["inference"] == "stan-advi"
+    tables["fits"].loc[fit_rows, "iterations"] = np.linspace(stops[0], stops[1], int(fit_rows.sum())).round()
+    table = tables["perturbation_study"]
+    rows = table["inference"] == "stan-advi"
+    table.loc[rows, "fits"] = fits
+    table.loc[rows, ["frac_separability_significant"]] = 0.0
+    cell = rows & (table["observer_group"] == "gmic") & (table["subgroup"] == "soft_tissue_lesions") & (
+        table["severity_mm"] == table["severity_mm"].max())
+    assert cell.sum() == 1
+    table.loc[cell, "frac_separability_significant"] = significant / fits
+    table.loc[cell, "p_separability_drop"] = median_p
+    results.tables = tables
+    return results
+
+
+@pytest.mark.parametrize(("stops", "significant", "fits", "median_p"), [((321, 654), 1, 5, 0.0371),
+                                                                        ((777, 778), 4, 7, 0.0004)])
+def test_the_reports_sentences_follow_the_numbers_of_its_tables(simulated_results, stops, significant, fits, median_p):
+    """Built from tables with known, altered numbers, the text states those numbers, and no sentence states a
+    number that is neither in the tables nor a named constant (the paper's p = 0.004, METHOD's 0.05 and 0.01)."""
+    results = read_results(simulated_results)
+    subgroups = list(pd.unique(results.tables["perturbation_study"]["subgroup"]))
+    # The simulated study names its subgroups a, b: call the second the paper's soft tissue lesions.
+    results.tables["perturbation_study"]["subgroup"] = results.tables["perturbation_study"]["subgroup"].replace(
+        {subgroups[-1]: "soft_tissue_lesions"})
+    results = altered(results, stops=stops, significant=significant, fits=fits, median_p=median_p)
+    text = _prose(render_html(report_context(results, [])))
+    assert f"after {stops[0]}-{stops[1]} iterations" in text
+    severity = f"{results.tables['perturbation_study']['severity_mm'].max():g}"
+    expected_p = "< 0.001" if median_p < 0.001 else f"= {median_p:.3f}"
+    assert (f"the drop in gmic's separability on soft_tissue_lesions at {severity} mm has p < 0.05 in {significant} "
+            f"of {fits} stan-advi seeds (median p {expected_p})") in text
+    assert "3 of 5" not in text  # the number measured once with Stan, which the report used to state as this run's
+    # Every number in the prose is one of this run's (tables) or a named constant.
+    allowed = {str(stops[0]), str(stops[1]), str(significant), str(fits), severity, expected_p.split()[-1],
+               "0.05", "0.01", "0.004", "7", "5a", "2022", "300", "0", "1", "2"}
+    allowed |= {str(len(results.tables["fits"])), str(results.tables["fits"]["inference"].nunique())}
+    table = results.tables["perturbation_study"]
+    nuts = table[(table["inference"] == "nuts") & (table["observer_group"] == "gmic")
+                 & (table["subgroup"] == "soft_tissue_lesions") & (table["severity_mm"] == table["severity_mm"].max())]
+    if len(nuts):  # the same cell under exact inference, stated beside it
+        nuts_p = nuts["p_separability_drop"].iloc[0]
+        allowed.add("0.001" if nuts_p < 0.001 else f"{nuts_p:.3f}")
+        assert f"and p {'<' if nuts_p < 0.001 else '='} {'0.001' if nuts_p < 0.001 else f'{nuts_p:.3f}'} under nuts" in text
+    limits = {"1.01", "100", "0.7"}
+    stated = set(re.findall(r"(?<![\w.])\d+(?:\.\d+)?[a-z]?(?![\w])", text))
+    assert stated <= allowed | limits | _warning_counts(results), stated - allowed - limits
+
+
+def _warning_counts(results) -> set[str]:
+    from perceptiongap.analysis.fits import warning_groups
+
+    groups = warning_groups(results.tables["fits"])
+    return {str(int(groups["fits"].sum()) if len(groups) else 0), str(len(groups)),
+            *(str(n) for n in groups["fits"])}
+
+
+def test_warnings_are_grouped_with_counts_and_the_long_tables_fold_away(report) -> None:
+    folder, html, elements = report
+    fits = pd.read_csv(folder / "tables" / "fits.csv")
+    count = sum(len(cell.split(" | ")) for cell in fits["warnings"].dropna() if cell)
+    assert f"{count} warning" in plain_text(elements)
+    summaries = re.findall(r'<details class="warnings[^"]*">\s*<summary>(.*?)</summary>', html, flags=re.S)
+    assert summaries and all(re.match(r"[\w -]+: \d+ [\w-]+ fits? of \w+", s) for s in summaries)
+    for name in ("perturbation_study", "fits"):
+        assert re.search(rf'<details class="table"><summary>tables/{name}\.csv: \d+ ', html)
+    assert "P(gamma>0)=" not in html and "=<" not in html
 
 
 def table_cells(html: str, table_id: str) -> tuple[list[str], list[list[str]]]:

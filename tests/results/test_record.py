@@ -66,3 +66,10 @@ def test_a_record_of_an_older_version_reads_with_empty_settings(tmp_path):
 def test_a_recorded_path_outside_the_folder_is_refused(tmp_path):
     with pytest.raises(InputError, match="records '../elsewhere.txt', which is not inside the results folder"):
         ResultsFolder(tmp_path).resolve("../elsewhere.txt")
+
+
+def test_keeping_every_draw_or_not_is_a_setting_a_resumed_run_must_match():
+    compact, complete = record(keep_all_draws=False), record(keep_all_draws=True)
+    assert resume_differences(compact, complete) == ["`keep_all_draws` True (the folder's: False)"]
+    # A folder written before the setting existed holds every draw; either choice may resume it.
+    assert resume_differences(record(keep_all_draws=None), compact) == []

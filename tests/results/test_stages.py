@@ -379,3 +379,18 @@ def test_a_study_with_three_subgroups_of_its_own_names_goes_through_fit_analyse_
     assert "networks, mass and calcification merged: refit under stan-advi" in html
     assert "refitting with mass and calcification as one subgroup" in html
     assert "not evaluated (this study has no microcalcifications subgroup" in html
+
+
+def test_fit_reports_one_bar_per_inference_method_and_each_fit(study, tmp_path):
+    """Issue 17: one count of every fit promised the end far too early (NUTS fits take 5-20x a stan-advi fit)."""
+    import perceptiongap
+
+    observations, cases = study
+    reports, messages = [], []
+    perceptiongap.fit(observations, cases, out=tmp_path / "out", inference="stan-advi", advi_seeds=2, merged=False,
+                      on_progress=lambda task, done, total: reports.append((task, done, total)),
+                      on_message=messages.append)
+    fits = sum(message.startswith("stan-advi ") and message.endswith(" s") for message in messages)
+    assert fits == 4  # two groups x two seeds
+    assert reports[0] == ("fitting stan-advi", 0, 4) and reports[-1] == ("fitting stan-advi", 4, 4)
+    assert {task for task, _, _ in reports} == {"fitting stan-advi"}

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from perceptiongap.analysis.margins import CONFIDENCE_MARGIN, EVIDENCE_LEVEL, SEPARABILITY_MARGIN
-from perceptiongap.formatting import format_p_value
+from perceptiongap.formatting import format_p_relation
 from perceptiongap.vocabulary import ANALYSED_SUBGROUPS, FILTERED_SUFFIX, MERGED_SUBGROUP
 
 __all__ = [
@@ -73,7 +73,8 @@ def _at_most_severe(rows: pd.DataFrame) -> pd.Series:
 
 
 def _fmt(p: float) -> str:
-    return format_p_value(p, missing="n/a")
+    """``= 0.004``, ``< 0.001`` or ``n/a``, to follow a p-value's name."""
+    return format_p_relation(p, missing="n/a")
 
 
 def _affected(table, inference, group, subgroup) -> tuple[bool | None, str]:
@@ -84,7 +85,7 @@ def _affected(table, inference, group, subgroup) -> tuple[bool | None, str]:
     worst = _at_most_severe(rows)
     p_conf, p_sep = worst["p_confidence_positive"], worst["p_separability_drop"]
     verdict = bool(p_conf < ALPHA and p_sep < ALPHA)
-    return verdict, f"{group} at {worst['severity_mm']:g} mm: P(gamma>0)={_fmt(p_conf)}, separability p={_fmt(p_sep)}"
+    return verdict, f"{group} at {worst['severity_mm']:g} mm: P(gamma>0) {_fmt(p_conf)}, separability p {_fmt(p_sep)}"
 
 
 def _missing(rows: pd.DataFrame, *columns: str) -> str | None:
@@ -108,7 +109,7 @@ def _unaffected(table, inference, group, subgroup) -> tuple[bool | None, str]:
     verdict = bool((confidence >= EVIDENCE_LEVEL).all() and (drop < SEPARABILITY_MARGIN).all())
     worst_confidence = confidence.fillna(-np.inf).idxmin()
     worst_drop = drop.fillna(np.inf).idxmax()
-    return verdict, (f"{group}: smallest P(gamma>-{CONFIDENCE_MARGIN:g})={confidence[worst_confidence]:.3f} "
+    return verdict, (f"{group}: smallest P(gamma>-{CONFIDENCE_MARGIN:g}) = {confidence[worst_confidence]:.3f} "
                      f"(at {worst_confidence:g} mm, needs >= {EVIDENCE_LEVEL:g}), largest upper bound of the "
                      f"separability drop {drop[worst_drop]:.3f} (at {worst_drop:g} mm, needs < "
                      f"{SEPARABILITY_MARGIN:g})")
@@ -126,7 +127,7 @@ def _separability_kept(table, inference, group, subgroup) -> tuple[bool | None, 
     bound = worst["separability_drop_upper"]
     return bool(bound < SEPARABILITY_MARGIN), (
         f"{group} at {worst['severity_mm']:g} mm: upper bound of the separability drop {bound:.3f} "
-        f"(needs < {SEPARABILITY_MARGIN:g}), separability p={_fmt(worst['p_separability_drop'])}")
+        f"(needs < {SEPARABILITY_MARGIN:g}), separability p {_fmt(worst['p_separability_drop'])}")
 
 
 def _all(parts: Sequence[tuple[bool | None, str]]) -> tuple[bool | None, str]:

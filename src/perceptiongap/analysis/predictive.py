@@ -20,6 +20,7 @@ import numpy as np
 import xarray as xr
 
 from perceptiongap.analysis.posterior import draws, posterior_cases, posterior_group, subgroup_index
+from perceptiongap.model.posterior_io import PREDICTIVE_MEAN_GROUP
 
 #: Draws summed per loop step: fewer, larger steps amortise XLA's per-iteration cost.
 _DRAWS_PER_STEP = 2
@@ -107,9 +108,14 @@ def posterior_predictive(posterior: az.InferenceData) -> xr.DataArray:
     """Posterior predictive probability for every (observer, severity, case), observed or not.
 
     Returns a float64 DataArray with dims (observer, severity, case) and the posterior's coordinates
-    (including ``exam`` and ``breast`` on case): the mean over all chains and draws.
+    (including ``exam`` and ``breast`` on case): the mean over all chains and draws. A compact posterior
+    (without ``mu`` draws, :mod:`perceptiongap.results.compact`) gives the mean stored with it.
     """
     dataset = posterior_group(posterior)
+    if "mu" not in dataset.data_vars and PREDICTIVE_MEAN_GROUP in posterior.groups():
+        # A compact posterior of a results folder: the mean was computed by this function when the fit was saved.
+        stored = getattr(posterior, PREDICTIVE_MEAN_GROUP)["mean"].astype(np.float64)
+        return stored.rename("posterior_predictive").assign_attrs(dict(dataset.attrs))
     cases = posterior_cases(posterior)
     values = mean_sigmoid(
         draws(dataset, "b", np.float32),

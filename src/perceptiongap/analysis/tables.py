@@ -56,7 +56,8 @@ def study_tables(
         tables["merged_subgroups"] = merged_subgroups_table(refit, pooled)
     if observations["scheme"].isin(ROI_SCHEMES).any():
         tables["annotation_study"] = annotation_study(observations, cases, subgroups=subgroups, source=source)
-    tables["fits"] = fits_table([*separate, *merged], failures)
+    tables["fits"] = fits_table([*separate, *merged], failures,
+                                [tuple(subgroups)] * len(separate) + [(MERGED_SUBGROUP,)] * len(merged))
     conclusions = evaluate_conclusions(tables, **observer_roles(observer_kinds(tables)),
                                        merged_subgroups=tuple(merged_subgroups or ()))
     tables["conclusions"] = conclusions_table(conclusions)

@@ -15,6 +15,8 @@ SUBGROUPS_HELP = ("Subgroups to analyse, comma-separated; join two with + to als
                   "(e.g. mass+calcification,distortion). Default: microcalcifications+soft_tissue_lesions when "
                   "present, else every subgroup with a malignant breast.")
 SHARED_HELP = "Shared data folder holding the sample mammograms for the filtering figure."
+KEEP_ALL_DRAWS_HELP = ("Keep every draw of every parameter in the posteriors (about 4x the size on the release); "
+                       "by default the per-case draws are replaced by their posterior predictive mean.")
 BOOTSTRAP_HELP = ("Case-bootstrap replicates for the intervals of the reader-study statistics (accuracy, error "
                   "consistency), seeded by the run's seed; `perceptiongap accuracy` uses 2000.")
 
@@ -67,13 +69,15 @@ def fit(
     subgroups: str | None = typer.Option(None, "--subgroups", help=SUBGROUPS_HELP),
     force: bool = typer.Option(False, "--force", help="Start afresh: remove what an earlier run wrote there."),
     resume: bool = typer.Option(False, "--resume", help="Continue a results folder, keeping finished fits."),
+    keep_all_draws: bool = typer.Option(False, "--keep-all-draws", help=KEEP_ALL_DRAWS_HELP),
 ) -> None:
     """Fit the model to every observer group of a study; one netCDF posterior per fit."""
     from perceptiongap.results import fit as fit_stage
 
     with TerminalProgress() as terminal:
         fit_stage(observations, cases, out=out, inference=inference, seed=seed, advi_seeds=advi_seeds, merged=merged,
-                  subgroups=subgroups, force=force, resume=resume, on_progress=terminal.progress,
+                  subgroups=subgroups, force=force, resume=resume, keep_all_draws=keep_all_draws,
+                  on_progress=terminal.progress,
                   on_message=terminal.message)
     console.print(f"results: {out}")
 
@@ -112,13 +116,15 @@ def reproduce(
     resume: bool = typer.Option(False, "--resume", help="Continue a results folder, keeping finished fits."),
     bootstrap: int = typer.Option(500, "--bootstrap", help=BOOTSTRAP_HELP),
     shared_dir: Path | None = typer.Option(None, "--shared", envvar="PERCEPTIONGAP_SHARED", help=SHARED_HELP),
+    keep_all_draws: bool = typer.Option(False, "--keep-all-draws", help=KEEP_ALL_DRAWS_HELP),
 ) -> None:
     """Reproduce every number of the paper from the authors' released predictions."""
     from perceptiongap.results import reproduce as reproduce_stage
 
     with TerminalProgress() as terminal:
         out = reproduce_stage(data=data, out=out, inference=inference, seed=seed, advi_seeds=advi_seeds, force=force,
-                        resume=resume, bootstrap=bootstrap, shared_dir=shared_dir, on_progress=terminal.progress,
+                        resume=resume, bootstrap=bootstrap, shared_dir=shared_dir, keep_all_draws=keep_all_draws,
+                        on_progress=terminal.progress,
                         on_message=terminal.message)
     from perceptiongap.results import ResultsFolder
 

@@ -6,6 +6,9 @@ subgroup) and ``nu`` (observer, subgroup); case coordinates ``exam`` and ``breas
 ``constant_data`` with ``case_subgroup`` and ``case_label``; group ``observed_data`` with the
 observed ``prediction`` grid (observer, severity, case; NaN where unobserved); attributes
 ``observer_group``, ``observer_kind``, ``inference``, ``seed`` and each method's diagnostics.
+A results folder keeps by default a compact form (:mod:`perceptiongap.results.compact`): no ``mu``
+draws, and instead group ``predictive_mean`` with ``mean`` (observer, severity, case), their
+posterior predictive probability.
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ import numpy as np
 from perceptiongap.files import atomic_path
 from perceptiongap.model.data import ModelData
 
-__all__ = ["SITE_DIMS", "load_posterior", "save_posterior", "to_inference_data"]
+__all__ = ["PREDICTIVE_MEAN_GROUP", "SITE_DIMS", "load_posterior", "save_posterior", "to_inference_data"]
+
+#: Group of a compact posterior holding the posterior predictive mean in place of the ``mu`` draws.
+PREDICTIVE_MEAN_GROUP = "predictive_mean"
 
 #: The latent variables of the posterior and their named dimensions (after chain and draw).
 SITE_DIMS: dict[str, list[str]] = {

@@ -135,7 +135,7 @@ def _series(axis, positions, mean, sd, *, colour, marker="o", linestyle="-", fil
 
 
 #: Heights (inches) of one p-value row above a panel, and of a panel's plotting area.
-_P_ROW_INCHES = 0.13
+_P_ROW_INCHES = 0.2  # with 7.5 pt text: a row stays readable when the figure is shrunk to a page's width
 _PANEL_INCHES = 3.0
 
 
@@ -173,19 +173,19 @@ def _pvalue_rows(p_axis, rows: Sequence[tuple], heading: str, title: str, panel:
 
     top = p_axis.get_ylim()[1]
     left = blended_transform_factory(p_axis.transAxes, p_axis.transData)
-    p_axis.text(0.0, top - 0.5, title, transform=left, ha="left", va="center", fontsize=8.5, fontweight="bold")
+    p_axis.text(0.0, top - 0.5, title, transform=left, ha="left", va="center", fontsize=9, fontweight="bold")
     if rows:
-        p_axis.text(0.0, top - 1.5, heading, transform=left, ha="left", va="center", fontsize=6.5, style="italic",
+        p_axis.text(0.0, top - 1.5, heading, transform=left, ha="left", va="center", fontsize=7.5, style="italic",
                     color="#444444")
     for index, (label, colour, positions, pvalues, *marker) in enumerate(rows):
         if marker:  # the series' marker in the first column (severity 0 never has a p-value)
             symbol, filled = marker
-            p_axis.plot([0], [top - 2.5 - index], marker=symbol, markersize=3.5, color=colour,
+            p_axis.plot([0], [top - 2.5 - index], marker=symbol, markersize=4.5, color=colour,
                         markerfacecolor=colour if filled else "white", linestyle="none")
         for position, p in zip(positions, pvalues):
             text = format_p_value(p, compact=True)
             if text:
-                p_axis.text(position, top - 2.5 - index, text, ha="center", va="center", fontsize=6, color=colour,
+                p_axis.text(position, top - 2.5 - index, text, ha="center", va="center", fontsize=7.5, color=colour,
                             gid=f"p|{panel}|{label}")
 
 

@@ -20,7 +20,8 @@ import pandas as pd
 
 from perceptiongap.analysis.conclusions import conclusions_from_table
 from perceptiongap.files import PARTIAL_SUFFIX, atomic_write_text
-from perceptiongap.formatting import format_p_value
+from perceptiongap.analysis.fits import warning_groups
+from perceptiongap.formatting import format_p_relation, format_p_value
 from perceptiongap.locks import output_lock
 from perceptiongap.model.diagnostics import ESS_PER_CHAIN, PARETO_K_LIMIT, RHAT_LIMIT
 from perceptiongap.report.findings import (
@@ -147,13 +148,48 @@ def _stan_advi_stops(fits: pd.DataFrame) -> str | None:
     return f"{low}" if low == high else f"{low}-{high}"
 
 
-def _warnings(fits: pd.DataFrame) -> list[str]:
-    """Every warning of tables/fits.csv, naming merged-subgroup refits as such."""
-    found = []
-    for text, merged in zip(fits["warnings"].fillna("").astype(str), fits["merged"].astype(str).str.lower()):
-        suffix = " [merged-subgroup refit]" if merged in ("true", "1") else ""
-        found += [w + suffix for w in text.split(" | ") if w]
-    return found
+def _warning_groups(fits: pd.DataFrame) -> list[dict]:
+    """The warnings of tables/fits.csv grouped by kind, method and observer group (merged refits apart), with
+    counts; each group keeps its warnings' texts for a <details> list."""
+    groups = []
+    for row in warning_groups(fits).itertuples(index=False):
+        merged = " (merged-subgroup refits)" if row.merged else ""
+        groups.append({"kind": row.kind, "expected": bool(row.expected), "meaning": row.meaning,
+                       "title": f"{row.kind}: {row.fits} {row.inference} fit{'s' if row.fits > 1 else ''} of "
+                                f"{row.observer_group}{merged}",
+                       "warnings": list(row.warnings)})
+    return groups
+
+
+def _stan_advi_seed_example(perturbation: pd.DataFrame, observer_kinds: dict[str, str]) -> dict | None:
+    """A separability drop at the most severe filter on which this run's stan-advi seeds disagree, from the table.
+
+    The paper's example (GMIC, soft tissue lesions) when it is among them, else the first such cell of a network,
+    else of any group. None when the seeds agree everywhere or fewer than two were run.
+    """
+    rows = perturbation[(perturbation["inference"] == "stan-advi") & (perturbation["fits"] > 1)]
+    if rows.empty:
+        return None
+    most_severe = rows[rows["severity_mm"] == rows["severity_mm"].max()]
+    split = most_severe[(most_severe["frac_separability_significant"] > 0)
+                        & (most_severe["frac_separability_significant"] < 1)]
+    if split.empty:
+        return None
+    paper = split[(split["observer_group"] == "gmic") & (split["subgroup"] == "soft_tissue_lesions")]
+    networks = split[split["observer_group"].map(observer_kinds).eq("machine")]
+    row = (paper if len(paper) else networks if len(networks) else split).iloc[0]
+    fits = int(row["fits"])
+    nuts = perturbation[(perturbation["inference"] == "nuts") & (perturbation["observer_group"] == row["observer_group"])
+                        & (perturbation["subgroup"] == row["subgroup"])
+                        & (perturbation["severity_mm"] == row["severity_mm"])]
+    return {
+        "observer_group": row["observer_group"], "subgroup": row["subgroup"],
+        "severity": f"{row['severity_mm']:g}", "fits": fits,
+        "significant": int(round(row["frac_separability_significant"] * fits)),
+        "median_p": format_p_relation(row["p_separability_drop"]),
+        "nuts_p": format_p_relation(nuts["p_separability_drop"].iloc[0]) if len(nuts) else None,
+        "is_papers": bool(len(paper)) and float(row["severity_mm"]) == 4.0,
+    }
 
 
 def _diagnostics_summary(fits: pd.DataFrame) -> list[str]:
@@ -224,8 +260,8 @@ def report_context(results: Results, sections: list, *, rendered_at: str | None 
     cells = method_disagreements(perturbation, methods)
     seeds = seed_disagreements(perturbation)
     observed = observed_vs_model(perturbation, methods) if (perturbation["inference"] == "observed").any() else None
-    data_tables = [html_table(tables[name], caption=caption) for name, caption in _table_captions(results).items()
-                   if name in tables and len(tables[name])]
+    data_tables = [{**html_table(tables[name], caption=caption), "name": name, "length": len(tables[name])}
+                   for name, caption in _table_captions(results).items() if name in tables and len(tables[name])]
     fits_view = fits.drop(columns=["warnings"], errors="ignore")
     return {
         "title": f"perceptiongap report: {results.folder.resolve().name}",
@@ -250,7 +286,10 @@ def report_context(results: Results, sections: list, *, rendered_at: str | None 
         "figure_count": sum(len(s.figures) for s in sections if s.key != "diagnostics"),
         "diagnostics": next((s for s in sections if s.key == "diagnostics"), None),
         "diagnostics_summary": _diagnostics_summary(fits),
-        "warnings": _warnings(fits),
+        "warning_groups": _warning_groups(fits),
+        "warning_count": sum(len(group["warnings"]) for group in _warning_groups(fits)),
+        "seed_example": _stan_advi_seed_example(perturbation, results.observer_kinds) if "stan-advi" in methods
+        else None,
         "fits_table": html_table(fits_view, caption="tables/fits.csv: one row per fit (flagged cells breach a limit).",
                                  flag=lambda column, value: _flag(column, value, _chains(results))),
         "limits": {"rhat": RHAT_LIMIT, "pareto_k": PARETO_K_LIMIT, "ess_per_chain": ESS_PER_CHAIN},

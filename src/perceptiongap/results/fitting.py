@@ -164,6 +164,7 @@ def fit_study(
     on_fit: OnFit | None = None,
     workers: int | None = None,
     source: str | Path = "observations",
+    keep_all_draws: bool = False,
 ) -> list[Path]:
     """Run every job whose posterior is not on disk yet; return the paths of all jobs' posteriors.
 
@@ -173,13 +174,15 @@ def fit_study(
     goes first, so that no two threads compile the same function. NUTS fits run one at a time,
     since their chains already occupy the cores. A fit's numbers do not depend on the thread that
     ran it. ``on_fit(job, seconds)`` is called after each job, from this thread (``seconds`` None
-    when it was already done). Each posterior is written atomically as soon as it is done. A
-    ``stan-advi`` fit that fails as Stan's ADVI fails (:class:`~perceptiongap.model.ADVIError`)
-    is recorded by :func:`write_failure` instead, and counts as done; any other method's failure is
-    an :class:`InputError` naming the fit (and ``source``), fits finished before it being kept.
+    when it was already done). Each posterior is written atomically as soon as it is done, in the compact form
+    of :mod:`perceptiongap.results.compact` unless ``keep_all_draws``. A ``stan-advi`` fit that fails as
+    Stan's ADVI fails (:class:`~perceptiongap.model.ADVIError`) is recorded by :func:`write_failure`
+    instead, and counts as done; any other method's failure is an :class:`InputError` naming the fit (and
+    ``source``), fits finished before it being kept.
     """
     from perceptiongap.model import fit, save_posterior
     from perceptiongap.model.stan_advi import ADVIError
+    from perceptiongap.results.compact import compact_posterior
 
     todo = []
     for job in jobs:
@@ -206,6 +209,8 @@ def fit_study(
         seconds = time.perf_counter() - start
         posterior.posterior.attrs["fit_seconds"] = seconds
         posterior.posterior.attrs["merged"] = int(job.merged)
+        if not keep_all_draws:
+            posterior = compact_posterior(posterior)
         save_posterior(posterior, job.path(results_dir))
         return seconds
 

@@ -88,6 +88,8 @@ class RunRecord:
     #: {"analysed": [...], "merged": [...] or None, "how": one line saying how they were chosen}
     subgroups: dict
     input_sha256: dict[str, str]
+    #: True: posteriors hold every draw; False: the compact form (results.compact); None: a record from before
+    keep_all_draws: bool | None = None
     data_dir: str | None = None
     #: role -> path of each input file as given (fit: observations, cases)
     inputs: dict[str, str] = field(default_factory=dict)
@@ -133,6 +135,7 @@ class RunRecord:
             "merged": self.merged,
             "subgroups": list((self.subgroups or {}).get("analysed") or []),
             "merged_subgroups": list((self.subgroups or {}).get("merged") or []),
+            "keep_all_draws": self.keep_all_draws,
         }
 
 
@@ -190,6 +193,7 @@ _SETTING_NAMES = {
     "merged": "merged",
     "subgroups": "subgroups",
     "merged_subgroups": "subgroups",
+    "keep_all_draws": "keep_all_draws",
 }
 
 
@@ -207,6 +211,8 @@ def resume_differences(old: RunRecord, new: RunRecord) -> list[str]:
     differences = []
     old_settings, new_settings = old.settings(), new.settings()
     for key, name in _SETTING_NAMES.items():
+        if key == "keep_all_draws" and old_settings[key] is None:
+            continue  # a folder written before the setting existed: its posteriors hold every draw, both read alike
         if old_settings[key] != new_settings[key]:
             label = "merged subgroups" if key == "merged_subgroups" else f"`{name}`"
             differences.append(f"{label} {_show(new_settings[key])} (the folder's: {_show(old_settings[key])})")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from perceptiongap.analysis.fits import warning_summary
 from perceptiongap.analysis.subgroups import SubgroupChoice, choose_subgroups
 from perceptiongap.errors import InputError
 from perceptiongap.files import (
@@ -149,6 +150,7 @@ def fit(
     subgroups: str | Sequence[str] | None = None,
     force: bool = False,
     resume: bool = False,
+    keep_all_draws: bool = False,
     workers: int | None = None,
     on_progress: Progress | None = None,
     on_message: Message | None = None,
@@ -161,7 +163,9 @@ def fit(
     merged pair (``"a+b,c"``; default: see :func:`~perceptiongap.analysis.subgroups.choose_subgroups`);
     ``merged`` False skips the merged refit. A non-empty ``out`` is refused unless ``force``
     (remove what earlier runs wrote there, never anything else) or ``resume`` (keep the fits
-    already on disk; the folder's settings and inputs must be the same). Returns ``out``.
+    already on disk; the folder's settings and inputs must be the same). Posteriors are saved without the
+    per-case draws, which only the posterior predictive reads (its mean is saved instead,
+    :mod:`perceptiongap.results.compact`), unless ``keep_all_draws``. Returns ``out``.
     """
     methods = parse_inference(inference)
     _check_options(seed=seed, advi_seeds=advi_seeds, force=force, resume=resume)
@@ -181,6 +185,7 @@ def fit(
             merged=merged, subgroups=subgroups, force=force, resume=resume,
             inputs={"observations": Path(observations), "cases": Path(cases)}, record_inputs=True,
             observations_source=str(observations), cases_source=str(cases), data_dir=None, workers=workers,
+            keep_all_draws=keep_all_draws,
             on_progress=on_progress or _quiet_progress, on_message=on_message or _quiet_message,
         )
         finish_run(folder, time.perf_counter() - start)
@@ -206,6 +211,7 @@ def _fit_into(
     cases_source: str,
     data_dir: Path | None,
     workers: int | None,
+    keep_all_draws: bool,
     on_progress: Progress,
     on_message: Message,
 ) -> None:
@@ -221,7 +227,8 @@ def _fit_into(
     record = RunRecord(
         stage=stage, inference=list(methods), seed=int(seed), advi_seeds=int(advi_seeds), merged=bool(merged),
         subgroups=subgroup_record(choice.analysed, choice.merged, choice.how),
-        input_sha256=input_checksums(inputs), data_dir=str(data_dir) if data_dir else None,
+        input_sha256=input_checksums(inputs), keep_all_draws=bool(keep_all_draws),
+        data_dir=str(data_dir) if data_dir else None,
         inputs={name: str(path) for name, path in inputs.items()} if record_inputs else {},
         fits=[job.relative_path for job in jobs],
     )
@@ -252,16 +259,20 @@ def _fit_into(
     write_run_record(folder, replace(record, outputs=outputs))
     write_study_into(folder, observations, cases, keep=kept_inputs)
     on_message(choice.how)
-    done = 0
+    # One bar per inference method: a NUTS fit takes 5-20 times as long as a stan-advi fit, so one count of all
+    # fits would promise the end far too early.
+    planned_per_method = {method: sum(job.inference == method for job in jobs) for method in methods}
+    done = dict.fromkeys(planned_per_method, 0)
 
     def on_fit(job, seconds: float | None) -> None:
-        nonlocal done
-        done += 1
+        done[job.inference] += 1
         on_message(f"{job.describe()}: " + ("kept from an earlier run" if seconds is None else f"{seconds:.1f} s"))
-        on_progress("fitting", done, len(jobs))
+        on_progress(f"fitting {job.inference}", done[job.inference], planned_per_method[job.inference])
 
-    on_progress("fitting", 0, len(jobs))
-    fit_study(model_data, jobs, folder.root, on_fit=on_fit, workers=workers, source=observations_source)
+    for method, planned in planned_per_method.items():
+        on_progress(f"fitting {method}", 0, planned)
+    fit_study(model_data, jobs, folder.root, on_fit=on_fit, workers=workers, source=observations_source,
+              keep_all_draws=keep_all_draws)
 
 
 def _removable(paths: Sequence[Path], *, protected) -> list[Path]:
@@ -371,9 +382,11 @@ def _analyse(folder: ResultsFolder, on_progress: Progress, on_message: Message, 
     for name, table in tables.items():
         write_results_table(folder, name, table)
     on_progress("analysing", 1, 1)
-    warnings = [w for w in tables["fits"]["warnings"] if w]
-    if warnings:
-        on_message(f"{len(warnings)} fit(s) have diagnostic warnings; see {folder.table_path('fits')}")
+    lines = warning_summary(tables["fits"])
+    if lines:
+        on_message(f"diagnostic warnings (each fit in {folder.table_path('fits')}, grouped in the report):")
+        for line in lines:
+            on_message(f"- {line}")
     seed = record.seed if record is not None and record.seed is not None else 0
     statistics = _reader_study_statistics(folder, observations, cases, choice, seed=seed, bootstrap=bootstrap,
                                           on_progress=on_progress, on_message=on_message)
@@ -451,6 +464,8 @@ def _report(folder: ResultsFolder, shared_dir, on_progress: Progress, on_message
     results = read_results(folder.root)
     check_writable(folder.root)
     rendered = 0
+    on_message("rendering the figures and the report (about a minute)")
+    on_progress("rendering figures", 0, None)
 
     def on_figure(name: str) -> None:
         nonlocal rendered
@@ -475,6 +490,7 @@ def reproduce(
     resume: bool = False,
     bootstrap: int = STATISTICS_BOOTSTRAP,
     shared_dir: str | Path | None = None,
+    keep_all_draws: bool = False,
     workers: int | None = None,
     on_progress: Progress | None = None,
     on_message: Message | None = None,
@@ -499,15 +515,30 @@ def reproduce(
         check_writable(folder.root)
         start = time.perf_counter()
         release_dir = locate_release(data, on_progress=lambda done, total: on_progress("downloading", done, total))
+        on_message(f"data: {release_dir} ({_release_origin(data)}; SHA-256 of all {len(REQUIRED_FILES)} release "
+                   "files verified)")
         observations, cases = import_release(release_dir)
         _fit_into(
             folder, observations, cases, stage="reproduce", methods=methods, seed=seed, advi_seeds=advi_seeds,
             merged=True, subgroups=None, force=force, resume=resume,
             inputs={name: release_dir / name for name in REQUIRED_FILES}, record_inputs=False,
             observations_source=str(release_dir), cases_source=str(release_dir / "exam_info.csv"),
-            data_dir=release_dir, workers=workers, on_progress=on_progress, on_message=on_message,
+            data_dir=release_dir, workers=workers, keep_all_draws=keep_all_draws, on_progress=on_progress,
+            on_message=on_message,
         )
         _analyse(folder, on_progress, on_message, bootstrap=bootstrap)
-        finish_run(folder, time.perf_counter() - start)
+        finish_run(folder, time.perf_counter() - start)  # what the report shows: fits and analysis
         _report(folder, shared_dir, on_progress, on_message)
+        finish_run(folder, time.perf_counter() - start)  # the whole run, report included
     return folder.root
+
+
+def _release_origin(data: str | Path | None) -> str:
+    """Where :func:`~perceptiongap.release.locate_release` took the release from, in words."""
+    from perceptiongap.release.source import DATA_ENV
+
+    if data is not None:
+        return "the folder given as --data"
+    if os.environ.get(DATA_ENV):
+        return f"${DATA_ENV}"
+    return "the user cache (downloaded there if it was missing)"
