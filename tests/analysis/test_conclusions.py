@@ -104,7 +104,7 @@ def test_altered_tables_refute_exactly_the_conclusions_they_touch(altered, refut
 
 def test_an_unaffected_verdict_shows_its_margins() -> None:
     soft = evaluate_conclusions(paper_like(radiologists_soft=INCONCLUSIVE), **ROLES)[1]
-    assert ("radiologists: smallest P(gamma>-0.5)=0.700 (at 4 mm, needs >= 0.95), largest upper bound of the "
+    assert ("radiologists: smallest P(gamma>-0.5) = 0.700 (at 4 mm, needs >= 0.95), largest upper bound of the "
             "separability drop 0.250 (at 4 mm, needs < 0.1)") in soft.evidence["nuts"]
 
 
