@@ -29,8 +29,11 @@ install: $(BIN)/.installed
 reproduce: $(BIN)/.installed
 	$(BIN)/perceptiongap reproduce $(ARGS)
 
+# Test files are spread over TEST_WORKERS processes (pytest-xdist; a file's tests stay on one process so its
+# fixtures are built once); TEST_WORKERS=0 runs everything in this process.
+TEST_WORKERS ?= 2
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -q $(ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
 # What the environment resolved to: Python and every installed distribution with its version.
 versions: $(BIN)/.installed
