@@ -38,6 +38,7 @@ from perceptiongap.model.data import ModelData
 from perceptiongap.model.density import device_data, flat_model_for
 from perceptiongap.model.keys import fit_key
 from perceptiongap.model.meanfield import MeanFieldResult, estimate_elbo, gaussian_draws, mean_field_posterior
+from perceptiongap.model.variants import DEFAULT_MODEL
 
 __all__ = ["ADVIError", "ADVIResult", "StanADVISettings", "adapt_eta", "fit_stan_advi", "stan_meanfield_advi"]
 
@@ -211,17 +212,19 @@ def fit_stan_advi(
     settings: StanADVISettings | None = None,
     *,
     key: jax.Array | None = None,
+    model: str = DEFAULT_MODEL,
 ) -> az.InferenceData:
     """Stan's mean-field ADVI as the release ran it (early stop included) on one observer group.
 
-    Give ``seed`` (an int) or ``key`` (a JAX PRNG key; see :mod:`perceptiongap.model.keys`).
+    Give ``seed`` (an int) or ``key`` (a JAX PRNG key; see :mod:`perceptiongap.model.keys`);
+    ``model`` names the variant (:mod:`perceptiongap.model.variants`).
     Raises :class:`ADVIError` when every step size fails. The posterior's attributes hold the
     chosen ``eta``, ``iterations``, ``converged`` (1 when Stan's rule stopped it), the ELBO trace
     (``elbo_iteration``, ``elbo``) and ``pareto_k``.
     """
     settings = StanADVISettings() if settings is None else settings
     key, seed, key_attrs = fit_key(seed, key)
-    model = flat_model_for(data)
+    model = flat_model_for(data, model)
     arrays = device_data(data)
     result = stan_meanfield_advi(model.log_density, model.dim, arrays, key, settings)
     return mean_field_posterior(
