@@ -1,0 +1,1 @@
+"""Plan a reader study before running it: simulated power for readers x exams x design."""
