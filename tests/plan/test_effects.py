@@ -1,0 +1,53 @@
+"""Stated effects: read, checked, and turned into the model's parameters."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from perceptiongap.errors import InputError
+from perceptiongap.plan.effects import DEFAULT_PREVALENCE, effects_from_csv
+from tests.plan.helpers import write_effects
+
+
+def test_stated_gamma_is_kept_and_the_rest_comes_from_the_priors(tmp_path):
+    source = effects_from_csv(write_effects(tmp_path / "e.csv", gamma=(0.0, -0.5, -1.5)))
+    assert source.subgroups == ("microcalcifications", "soft_tissue_lesions", "other")
+    assert source.severity_mm == (0.0, 1.0, 2.0)
+    np.testing.assert_array_equal(source.gamma[0][:, 0], [0.0, -0.5, -1.5])
+    np.testing.assert_array_equal(source.gamma[0][:, 2], 0.0)  # a subgroup the file does not list: no effect
+    assert source.b is None and np.all(source.nu_sd == 1) and np.all(source.mu_mean == 0) and np.all(source.mu_sd == 1)
+    total = sum(DEFAULT_PREVALENCE.values())
+    assert source.prevalence[1, 0] == pytest.approx(DEFAULT_PREVALENCE[("soft_tissue_lesions", "malignant")] / total)
+    assert source.prevalence.sum() == pytest.approx(1.0)
+
+
+def test_label_specific_effects_average_to_gamma_and_differ_by_delta(tmp_path):
+    path = write_effects(tmp_path / "e.csv", gamma=(0.0, -0.4, -0.8), delta=(0.0, -1.0, -2.0))
+    source = effects_from_csv(path, model="label_specific")
+    gamma_label = source.gamma_label[0]  # (S, G, 2)
+    share = source.prevalence / source.prevalence.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose((gamma_label * share).sum(axis=-1), source.gamma[0], atol=1e-12)
+    np.testing.assert_allclose(gamma_label[:, :2, 0] - gamma_label[:, :2, 1], [[0, 0], [-1, -1], [-2, -2]])
+
+
+@pytest.mark.parametrize(("content", "problem"), [
+    ("subgroup,severity_mm\nmicrocalcifications,0\n", "missing column 'gamma'"),
+    ("subgroup,severity_mm,gamma\nmicrocalcifications,0,0\nmicrocalcifications,1,x\n", "finite numbers (line 3)"),
+    ("subgroup,severity_mm,gamma\nmicrocalcifications,1,-1\n", "must include 0"),
+    ("subgroup,severity_mm,gamma\nmicrocalcifications,0,0.3\nmicrocalcifications,1,-1\n", "must be 0"),
+    ("subgroup,severity_mm,gamma\nmass,0,0\nmass,1,-1\n", "'mass' is not in the case mix"),
+    ("subgroup,severity_mm,gamma\nmicrocalcifications,0,0\nmicrocalcifications,1,-1\nsoft_tissue_lesions,0,0\n",
+     "does not list every severity"),
+])
+def test_bad_effects_files_are_refused_naming_the_file(tmp_path, content, problem):
+    path = tmp_path / "effects.csv"
+    path.write_text(content)
+    with pytest.raises(InputError, match=problem.replace("(", r"\(").replace(")", r"\)")) as error:
+        effects_from_csv(path)
+    assert str(error.value.source) == str(path)
+
+
+def test_label_specific_needs_delta(tmp_path):
+    with pytest.raises(InputError, match="missing column 'delta'"):
+        effects_from_csv(write_effects(tmp_path / "e.csv"), model="label_specific")
