@@ -38,7 +38,7 @@ def plan(
     observer_group: str = typer.Option("radiologists", "--observer-group",
                                        help="The posterior's observer group (--from)."),
     inference: str | None = typer.Option(None, "--inference", help="Which posterior of --from (nuts, advi, stan-advi) "
-                                         "[default: the only one, else nuts, advi, stan-advi in that order]."),
+                                         "(default: the only one, else nuts, advi, stan-advi in that order)."),
     model: str = typer.Option("release", "--model", help="Model fitted to each simulated study: release, "
                               "label_specific or independent."),
     readers: str = typer.Option("5,10,20", "--readers", help="Reader counts, comma-separated."),
@@ -50,7 +50,7 @@ def plan(
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of every random step."),
     batch_size: int = typer.Option(25, "--batch-size", help="Studies fitted together (one jax.vmap)."),
     curve_severity: float | None = typer.Option(None, "--curve-severity", help="Severity (mm) of the power curves "
-                                                "[default: the largest]."),
+                                                "(default: the largest)."),
     cluster: str | None = typer.Option(None, "--cluster", help="Dask: 'local:N' for N local worker processes, or a "
                                        "scheduler address 'tcp://HOST:PORT'; each grid cell is one task."),
     force: bool = typer.Option(False, "--force", help="Start afresh: remove the cells an earlier run kept."),
