@@ -1,0 +1,119 @@
+"""Time `perceptiongap plan`'s grid, and its fits batched (one jax.vmap) against one at a time.
+
+Two measurements in the same run:
+
+1. fits per second for one cell's shape (``--readers-one`` x ``--exams-one``, the paper's nine
+   severities): ``--batch`` simulated studies fitted together with one ``jax.vmap`` against the
+   same studies fitted one at a time (each compiled once beforehand; compile times printed apart);
+2. the performance goal of issue 15: the 3 x 3 grid (readers 5, 10, 20 x exams 240, 480, 720), one
+   design, ``--reps`` replications per cell, nine severities, two analysed subgroups, wall time of
+   :func:`perceptiongap.plan.grid.run_cells` (simulate, fit, judge; compile included), locally or on
+   ``--cluster local:N``.
+
+Parameters: stated effects (gamma falling linearly to -1 at 4 mm in both analysed subgroups, the
+rest from the priors), or ``--from RESULTS_DIR`` (the radiologists' posterior). The machine's load
+average is printed with every figure: timings on a shared machine are rough.
+
+    python benchmarks/plan.py [--reps 100] [--skip-grid] [--from RESULTS_DIR] [--cluster local:2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def _load() -> str:
+    return "load average %.2f %.2f %.2f" % os.getloadavg()
+
+
+def _source(from_dir: str | None):
+    from perceptiongap.plan.effects import effects_from_csv
+    from perceptiongap.results.plan_stage import _source
+    from perceptiongap.vocabulary import PAPER_SEVERITIES_MM
+
+    if from_dir:
+        return _source(None, from_dir, "radiologists", None, "release")
+    rows = [{"subgroup": g, "severity_mm": s, "gamma": -float(s) / 4.0}
+            for g in ("microcalcifications", "soft_tissue_lesions") for s in PAPER_SEVERITIES_MM]
+    path = Path(tempfile.mkdtemp()) / "effects.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return effects_from_csv(path)
+
+
+def batched_vs_single(source, readers: int, exams: int, batch: int) -> None:
+    import jax
+
+    from perceptiongap.plan.laplace import LaplaceSettings, fit_studies
+    from perceptiongap.plan.simulate import simulate_studies
+
+    settings = LaplaceSettings()
+    studies = simulate_studies(source, readers, exams, "release", np.random.SeedSequence(0).spawn(batch))
+    keys = np.stack([np.asarray(jax.random.PRNGKey(i)) for i in range(batch)])
+
+    def one(i):
+        return {name: value[i:i + 1] for name, value in studies.arrays.items()}
+
+    started = time.perf_counter()
+    fit_studies("release", one(0), keys[:1], settings)
+    compile_single = time.perf_counter() - started
+    started = time.perf_counter()
+    fit_studies("release", studies.arrays, keys, settings)
+    compile_batch = time.perf_counter() - started
+    started = time.perf_counter()
+    for i in range(batch):
+        fit_studies("release", one(i), keys[i:i + 1], settings)
+    single = time.perf_counter() - started
+    started = time.perf_counter()
+    fit_studies("release", studies.arrays, keys, settings)
+    batched = time.perf_counter() - started
+    print(f"one cell, {readers} readers x {exams} exams, {len(source.severity_mm)} severities, {batch} studies "
+          f"({_load()})")
+    print(f"  compile: one at a time {compile_single:.1f} s, batched {compile_batch:.1f} s")
+    print(f"  one at a time: {single:.2f} s = {batch / single:.2f} fits/s")
+    print(f"  batched (vmap): {batched:.2f} s = {batch / batched:.2f} fits/s  (speed-up {single / batched:.2f}x)")
+
+
+def grid(source, reps: int, cluster: str | None, design: str) -> None:
+    from perceptiongap.plan.grid import GridSettings, grid_cells, run_cells
+
+    settings = GridSettings(model="release", analysed=("microcalcifications", "soft_tissue_lesions"), reps=reps,
+                            seed=0)
+    cells = grid_cells([5, 10, 20], [240, 480, 720], [design])
+    print(f"grid: 3 x 3 cells x {reps} reps = {9 * reps} fits, {design} design, "
+          f"{'local' if cluster is None else cluster} ({_load()} at start)")
+    started = time.perf_counter()
+    for result in run_cells(cells, source, settings, cluster=cluster):
+        power = result.rejections.groupby("criterion")["reject"].mean()
+        print(f"  {result.cell.name}: done at {time.perf_counter() - started:.0f} s; mean power "
+              + ", ".join(f"{k} {v:.2f}" for k, v in power.items()) + f" ({_load()})", flush=True)
+    total = time.perf_counter() - started
+    print(f"grid total: {total:.0f} s ({total / 60:.1f} min; goal <= 20 min) = {9 * reps / total:.2f} fits/s "
+          f"({_load()} at end)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=100)
+    parser.add_argument("--from", dest="from_dir")
+    parser.add_argument("--cluster")
+    parser.add_argument("--design", default="release")
+    parser.add_argument("--batch", type=int, default=10)
+    parser.add_argument("--readers-one", type=int, default=10)
+    parser.add_argument("--exams-one", type=int, default=480)
+    parser.add_argument("--skip-grid", action="store_true")
+    args = parser.parse_args()
+    source = _source(args.from_dir)
+    batched_vs_single(source, args.readers_one, args.exams_one, args.batch)
+    if not args.skip_grid:
+        grid(source, args.reps, args.cluster, args.design)
+
+
+if __name__ == "__main__":
+    main()
