@@ -51,3 +51,39 @@ def test_bad_effects_files_are_refused_naming_the_file(tmp_path, content, proble
 def test_label_specific_needs_delta(tmp_path):
     with pytest.raises(InputError, match="missing column 'delta'"):
         effects_from_csv(write_effects(tmp_path / "e.csv"), model="label_specific")
+
+
+def test_a_posterior_gives_its_draws_the_readers_spread_and_each_class_of_breasts(tmp_path):
+    import arviz as az
+    import xarray as xr
+
+    from perceptiongap.plan.effects import effects_from_posterior
+
+    rng = np.random.default_rng(0)
+    subgroups = ["microcalcifications", "soft_tissue_lesions", "nonbiopsied"]
+    case_subgroup = np.array(["microcalcifications"] * 20 + ["soft_tissue_lesions"] * 20 + ["nonbiopsied"] * 40)
+    case_label = np.array((["malignant"] * 5 + ["benign"] * 15) * 2 + ["nonbiopsied"] * 40)
+    mu = rng.normal(0, 1, (2, 50, 80)) + 2.0 * (case_label == "malignant")
+    nu = rng.normal(0, 0.5, (2, 50, 7, 3))
+    gamma = np.zeros((2, 50, 3, 3))
+    gamma[:, :, 1:] = -1.0
+    posterior = az.InferenceData(
+        posterior=xr.Dataset({
+            "b": (("chain", "draw", "subgroup"), rng.normal(size=(2, 50, 3))),
+            "mu": (("chain", "draw", "case"), mu),
+            "gamma": (("chain", "draw", "severity", "subgroup"), gamma),
+            "nu": (("chain", "draw", "observer", "subgroup"), nu),
+        }, coords={"subgroup": subgroups, "severity": [0.0, 1.0, 4.0]}),
+        constant_data=xr.Dataset({"case_label": ("case", case_label), "case_subgroup": ("case", case_subgroup)}),
+    )
+    source = effects_from_posterior(posterior)
+    assert source.subgroups == tuple(subgroups) and source.severity_mm == (0.0, 1.0, 4.0)
+    assert source.n_draws == 100
+    np.testing.assert_allclose(source.nu_sd[7], nu[0, 7].std(axis=0, ddof=1))
+    malignant_micro = (case_subgroup == "microcalcifications") & (case_label == "malignant")
+    np.testing.assert_allclose(source.mu_mean[3, 0, 0], mu[0, 3, malignant_micro].mean())
+    np.testing.assert_allclose(source.mu_mean[3, 2, 1], mu[0, 3, 40:].mean())
+    assert source.mu_mean[:, :2, 0].mean() > source.mu_mean[:, :2, 1].mean() + 1.5  # malignant breasts stand out
+    np.testing.assert_allclose(source.prevalence, [[5 / 80, 15 / 80], [5 / 80, 15 / 80], [0, 40 / 80]])
+    draw = source.draw(np.random.default_rng(1))
+    assert draw["gamma"].shape == (3, 3) and np.all(draw["gamma"][1:] == -1.0)

@@ -22,7 +22,7 @@ from perceptiongap.errors import InputError
 from perceptiongap.files import atomic_path, atomic_write_text, check_out_dir
 from perceptiongap.locks import output_lock
 
-__all__ = ["POWER_COLUMNS", "plan"]
+__all__ = ["POWER_COLUMNS", "plan", "plan_study"]
 
 POWER_COLUMNS = ("readers", "exams", "design", "criterion", "subgroup", "severity_mm", "power", "power_se", "reps")
 DEFAULT_ANALYSED = ("microcalcifications", "soft_tissue_lesions")
@@ -161,6 +161,10 @@ def plan(
                 on_progress("grid cells", done, len(cells))
         _write_outputs(out, cells, source.severity_mm, curve_severity, record)
     return out
+
+
+#: The stage under the name ``perceptiongap.plan_study`` (``perceptiongap.plan`` is the package).
+plan_study = plan
 
 
 def _read_cells(cells_dir: Path, cells, suffix: str) -> pd.DataFrame:
