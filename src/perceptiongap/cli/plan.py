@@ -48,7 +48,8 @@ def plan(
                                   help="Analysed subgroups, comma-separated."),
     reps: int = typer.Option(100, "--reps", help="Simulated studies per grid cell."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of every random step."),
-    batch_size: int = typer.Option(25, "--batch-size", help="Studies fitted together (one jax.vmap)."),
+    batch_size: int = typer.Option(1, "--batch-size", help="Studies fitted together by one jax.vmap; 1 (one at a time) "
+                                    "measured fastest on CPU (benchmarks/plan.py)."),
     curve_severity: float | None = typer.Option(None, "--curve-severity", help="Severity (mm) of the power curves "
                                                 "(default: the largest)."),
     cluster: str | None = typer.Option(None, "--cluster", help="Dask: 'local:N' for N local worker processes, or a "

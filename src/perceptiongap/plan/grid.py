@@ -8,7 +8,10 @@ cell on a Dask worker gives the same table as in this process.
 
 The replications of a cell are simulated, then fitted ``batch_size`` at a time with one
 ``jax.vmap`` (:func:`perceptiongap.plan.laplace.fit_studies`); the last batch is padded with
-copies of the first study, whose fits are dropped, so every batch has one compiled shape.
+copies of the first study, whose fits are dropped, so every batch has one compiled shape. The
+default is 1 (one study per compiled call): on the 2-core CPU, batches of 4-25 measured about half
+as many fits per second as one at a time (``benchmarks/plan.py``); a single study's fit is already
+one compiled XLA program, so batching saves no dispatch, and its batched gathers and solves cost more.
 
 Many cells run through :func:`perceptiongap.predict.runner.run_on_dask` (the project's Dask
 runner, ``local:N`` or a scheduler address): a function of one task, returning a table.
@@ -52,7 +55,7 @@ class GridSettings:
     analysed: tuple[str, ...]
     reps: int
     seed: int
-    batch_size: int = 25
+    batch_size: int = 1
     laplace: LaplaceSettings = field(default_factory=LaplaceSettings)
 
 

@@ -101,7 +101,7 @@ def plan(
     subgroups: Sequence[str] = DEFAULT_ANALYSED,
     reps: int = 100,
     seed: int = 0,
-    batch_size: int = 25,
+    batch_size: int = 1,
     curve_severity: float | None = None,
     cluster: str | None = None,
     force: bool = False,
