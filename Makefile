@@ -11,13 +11,17 @@ ifneq ($(PERCEPTIONGAP_DATA),)
 export PERCEPTIONGAP_DATA
 endif
 
-.PHONY: reproduce test install benchmarks clean
+# The tested versions of every dependency (see constraints.txt); `make install CONSTRAINTS=` takes the newest
+# versions that pyproject.toml allows instead.
+CONSTRAINTS ?= constraints.txt
 
-$(BIN)/.installed: pyproject.toml
+.PHONY: reproduce test install versions constraints benchmarks clean
+
+$(BIN)/.installed: pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "perceptiongap needs Python >= 3.11"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test]' $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 	touch $@
 
 install: $(BIN)/.installed
@@ -27,6 +31,19 @@ reproduce: $(BIN)/.installed
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q $(ARGS)
+
+# What the environment resolved to: Python and every installed distribution with its version.
+versions: $(BIN)/.installed
+	@$(BIN)/python --version
+	@$(BIN)/python -m pip list --disable-pip-version-check --exclude-editable
+
+# Rewrite constraints.txt from a fresh environment with the newest versions pyproject.toml allows; run `make test`
+# on it before committing the file.
+constraints:
+	rm -rf $(VENV)
+	$(MAKE) install CONSTRAINTS=
+	{ sed -n '/^#/p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 benchmarks: $(BIN)/.installed
 	for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done

@@ -17,7 +17,9 @@ network (observer), fitted on validation Observations joined with their Cases la
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +35,7 @@ __all__ = [
     "CALIBRATION_KEYS",
     "DEFAULT_CS",
     "SHRINK_TARGETS",
+    "CalibrationRun",
     "DirichletCalibrator",
     "calibrate_observations",
     "classwise_ece",
@@ -41,6 +44,7 @@ __all__ = [
     "plot_reliability",
     "reliability_curve",
     "reliability_panels",
+    "write_calibration",
 ]
 
 #: Centres of the L2 penalty on (weight of log p, weight of log(1 - p), intercept).
@@ -321,6 +325,71 @@ def calibrate_observations(
         column = calibrated.columns.get_loc("prediction")
         calibrated.iloc[rows, column] = maps[key].predict_proba(test["prediction"].to_numpy()[rows])[:, 1]
     return calibrated, maps
+
+
+@dataclass(frozen=True)
+class CalibrationRun:
+    """What :func:`write_calibration` wrote: the calibrated test Observations, the maps by unit, the figure files."""
+
+    calibrated: pd.DataFrame
+    maps: dict[tuple[str, ...], DirichletCalibrator]
+    figures: list[Path] = field(default_factory=list)
+
+
+def write_calibration(
+    validation: str | Path,
+    validation_cases: str | Path,
+    test: str | Path,
+    out: str | Path,
+    *,
+    cases: str | Path | None = None,
+    figure: str | Path | None = None,
+    by: str = "observer",
+    unperturbed_only: bool = False,
+    seed: int = 0,
+    force: bool = False,
+) -> CalibrationRun:
+    """``perceptiongap calibrate`` as a function: calibrate the Observations file ``test`` with maps fitted on
+    ``validation`` (labels from ``validation_cases``, see :func:`calibrate_observations`) and write them to
+    ``out`` (``.parquet`` or ``.csv``); with ``figure`` (and the test labels ``cases``) also the reliability
+    diagram as ``figure``'s ``.png`` and ``.svg``. One writer at a time holds ``out`` and the figure; an
+    existing file is refused unless ``force``; everything is checked before anything is written.
+    """
+    from perceptiongap.files import check_writable
+    from perceptiongap.locks import output_lock
+    from perceptiongap.study import read_cases, read_observations, write_table
+
+    if by not in CALIBRATION_KEYS:
+        raise InputError(f"{by!r} is not 'observer' or 'observer_group'", source="by")
+    if figure is not None and cases is None:
+        raise InputError("a reliability diagram needs the test labels: pass `cases`", source="figure")
+    out = Path(out)
+    targets = [out] + ([Path(figure).with_suffix(".png"), Path(figure).with_suffix(".svg")] if figure else [])
+    for target in targets:
+        if target.is_dir():
+            raise InputError("is a folder; give the file to write", source=target)
+    with contextlib.ExitStack() as held:
+        held.enter_context(output_lock(out, what="calibrated observations"))
+        if figure is not None:
+            held.enter_context(output_lock(targets[1], what="reliability diagram"))
+        for target in targets:
+            if target.exists() and not force:
+                raise InputError("exists; pass `force` to overwrite it", source=target)
+        for folder in dict.fromkeys(target.parent for target in targets):
+            check_writable(folder)
+        test_table = read_observations(test)
+        test_labels = read_cases(cases) if cases is not None else None
+        calibrated, maps = calibrate_observations(
+            read_observations(validation), read_cases(validation_cases), test_table, by=by,
+            unperturbed_only=unperturbed_only, seed=seed, validation_source=str(validation), test_source=str(test),
+        )
+        panels = None
+        if figure is not None:  # checked before the table is written
+            panels = reliability_panels(test_table, calibrated, test_labels, test_source=str(test),
+                                        cases_source=str(cases))
+        write_table(calibrated, out)
+        written = plot_reliability(panels, figure) if panels is not None else []
+    return CalibrationRun(calibrated, maps, written)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -76,8 +76,9 @@ def _acquire(path: Path, output: Path, what: str):
         path.parent.mkdir(parents=True, exist_ok=True)
         stream = open(path, "a+", encoding="utf-8")
     except OSError as error:
-        raise InputError(f"cannot create the lock file {path.name} beside it ({error.strerror})",
-                         source=output) from None
+        # The folder that would hold the output (and its lock) is not writable: say so as check_writable does.
+        reason = (error.strerror or str(error)).lower()
+        raise InputError(f"cannot write here ({reason})", source=path.parent) from None
     if not _try_lock(stream):
         stream.close()
         raise OutputLockedError(

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from perceptiongap.calibrate import calibrate_observations, classwise_ece
 from perceptiongap.reference import write_synthetic_exams
-from perceptiongap.study import read_observations, write_table
+from perceptiongap.study import read_observations
 
-from .helpers import run_cli
+from .helpers import run_cli, simulated_study
 
 
 def test_predict_writes_observations(tmp_path, capsys):
@@ -52,26 +51,6 @@ def test_predict_refuses_bad_input_with_one_line(tmp_path, capsys, args, message
     assert stderr.startswith(message) if message.startswith("error: ") else message in stderr
 
 
-def simulated_study(tmp_path, name, n_exams, seed):
-    """Observations of an over- and an under-confident network, and the Cases of their exams."""
-    rng = np.random.default_rng(seed)
-    exams = [f"{name}{i}" for i in range(n_exams)]
-    malignant = rng.random((n_exams, 2)) < 0.3
-    cases = pd.DataFrame({"exam": np.repeat(exams, 2), "breast": ["L", "R"] * n_exams,
-                          "label": np.where(malignant.ravel(), "malignant", "benign"), "subgroup": "x"})
-    frames = []
-    for observer, sharpness in (("seed0", 6.0), ("seed1", 0.8)):  # true slope 2.5
-        true_logit = rng.normal(np.where(malignant.ravel(), 1.0, -1.5), 1.0)
-        frames.append(pd.DataFrame({
-            "observer_group": "net", "observer": observer, "observer_kind": "machine", "exam": cases["exam"],
-            "breast": cases["breast"], "severity_mm": 0.0, "scheme": "entire", "annotator": "",
-            "prediction": 1 / (1 + np.exp(-sharpness * true_logit)),
-        }))
-    write_table(pd.concat(frames, ignore_index=True), tmp_path / f"{name}.parquet")
-    write_table(cases, tmp_path / f"{name}_cases.csv")
-    return tmp_path / f"{name}.parquet", tmp_path / f"{name}_cases.csv"
-
-
 def test_calibrate_writes_calibrated_observations_and_a_reliability_diagram(tmp_path, capsys):
     validation, validation_cases = simulated_study(tmp_path, "val", 600, seed=0)
     test, test_cases = simulated_study(tmp_path, "test", 600, seed=1)
@@ -96,3 +75,21 @@ def test_calibrate_writes_calibrated_observations_and_a_reliability_diagram(tmp_
     without_cases = [*args[:-6], "--out", str(tmp_path / "other.parquet"), "--figure", str(tmp_path / "f.png")]
     code, _, stderr = run_cli(without_cases, capsys)
     assert code == 2 and stderr == "error: --figure: a reliability diagram needs the test labels: pass --cases\n"
+
+
+def test_predict_into_a_folder_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    """Issue 16: `predict --out DIR --force` ended in an IsADirectoryError traceback after all the work."""
+    import perceptiongap.predict.jobs as jobs
+
+    exams = write_synthetic_exams(tmp_path, 1, shape=(64, 48))
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("the user's")
+    predicted = []
+    monkeypatch.setattr(jobs, "run_task", lambda *a, **k: predicted.append(a) or pd.DataFrame())
+    code, _, stderr = run_cli(["predict", "--model", "perceptiongap.reference:network", "--exams", exams,
+                               "--observer-group", "g", "--out", folder, "--force"], capsys)
+    assert code == 2
+    assert stderr == f"error: {folder}: is a folder; give the Observations file to write (.parquet or .csv)\n"
+    assert predicted == [] and sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
+    assert not folder.with_name("results.parts").exists()

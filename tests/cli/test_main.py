@@ -25,6 +25,17 @@ def perceptiongap(*args) -> subprocess.CompletedProcess:
     (["fit", "o.csv", "c.csv", "--out", "x", "--advi-seeds", "0"], "Invalid value for '--advi-seeds'"),
     (["fit", "o.csv", "c.csv", "--out", "x", "--seed", "abc"], "Invalid value for '--seed'"),
     (["analyse"], "Missing argument"),
+    (["study", "desing"], "No such command 'desing'"),
+    (["release", "import", "--bogus"], "No such option: --bogus"),
+    (["predict", "--model", "m:n", "--exams", "e.csv", "--observer-group", "g", "--out", "o.csv", "--workers", "0"],
+     "Invalid value for '--workers'"),
+    (["predict", "--model", "m:n", "--exams", "e.csv", "--observer-group", "g", "--out", "o.csv",
+      "--batch-size", "0"], "Invalid value for '--batch-size'"),
+    (["perturb", "in", "--out", "out", "--workers", "0"], "Invalid value for '--workers'"),
+    (["calibrate", "--validation", "v", "--validation-cases", "c", "--test", "t", "--out", "o", "--seed", "abc"],
+     "Invalid value for '--seed'"),
+    (["accuracy", "o.csv", "c.csv", "--out", "x", "--seed", "-1"], "Invalid value for '--seed'"),
+    (["accuracy", "o.csv", "c.csv", "--out", "x", "--bootstrap", "0"], "Invalid value for '--bootstrap'"),
 ])
 def test_usage_errors_print_usage_and_exit_2(args, message):
     """Issue 16: with Typer's own copy of Click these were tracebacks (and `--bogus` exited 0)."""
@@ -32,6 +43,11 @@ def test_usage_errors_print_usage_and_exit_2(args, message):
     assert done.returncode == 2, done.stderr
     assert message in done.stderr and "Usage: perceptiongap" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_an_option_without_its_value_is_clicks_one_line_and_exit_2():
+    done = perceptiongap("reproduce", "--inference")
+    assert (done.returncode, done.stderr) == (2, "Error: Option '--inference' requires an argument.\n")
 
 
 def test_library_errors_name_the_flags_of_the_command(tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -117,6 +118,25 @@ def test_a_second_report_on_the_same_results_folder_is_refused_while_the_first_c
     assert (analysed / "report.html").is_file() and (analysed / "figures" / "filtering_preview.png").is_file()
 
 
+@pytest.mark.slow
+def test_a_second_analyse_on_the_same_results_folder_is_refused_while_the_first_completes(analysed):
+    from ..fault_injection import finish as finish_run
+    from ..fault_injection import start as start_run
+    from ..fault_injection import stop_at, wait_stopped
+
+    first = start_run("analyse", analysed, "--no-report",
+                      fault=stop_at("perceptiongap.locks:_acquire", match=f" {analysed} ", when="after"))
+    wait_stopped(first)
+    second_code, second_err = finish(start("analyse", analysed, "--no-report"))
+    os.kill(first.pid, signal.SIGCONT)
+    first_done = finish_run(first)
+    assert first_done.code == 0, first_done.err
+    assert second_code == 2
+    lines = second_err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {analysed}: results folder is being written by another "
+                                                   f"perceptiongap run (process {first.pid} ")
+
+
 # --------------------------------------------------------------------------------------------
 # A read-only output
 
@@ -152,3 +172,33 @@ def test_a_read_only_results_folder_is_one_line(command, where, analysed, shared
     out = read_only_copy(analysed, shared_tmp / f"read-only-{command[0]}")
     code, err = run_without_write_access(command[0], out, *command[1:])
     assert (code, err) == (2, f"error: {out / where if where else out}: cannot write here (permission denied)\n")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["perturb", "compose", "predict", "calibrate"])
+def test_a_read_only_output_of_the_image_and_prediction_stages_is_one_line_before_any_work(command, shared_tmp):
+    """Issue 16: perturb and predict ended in a PermissionError traceback."""
+    from perceptiongap.reference import write_synthetic_exams
+
+    from .helpers import simulated_study
+
+    folder = shared_tmp / f"read-only-{command}"
+    exams = write_synthetic_exams(folder / "inputs", 4, shape=(64, 48))
+    out = folder / "out"
+    out.mkdir()
+    out.chmod(0o555)
+    if command in ("perturb", "compose"):
+        args = [command, folder / "inputs", "--out", out, "--pixel-mm", "0.1", "--cutoffs-per-mm", "2"]
+        where = out
+    elif command == "predict":
+        args = ["predict", "--model", "perceptiongap.reference:network", "--exams", exams, "--observer-group", "g",
+                "--out", out / "obs.parquet"]
+        where = out
+    else:
+        validation, validation_cases = simulated_study(folder, "val", 100, seed=0)
+        args = ["calibrate", "--validation", validation, "--validation-cases", validation_cases, "--test", validation,
+                "--out", out / "calibrated.csv"]
+        where = out
+    code, err = run_without_write_access(*args)
+    assert (code, err) == (2, f"error: {where}: cannot write here (permission denied)\n")
+    assert list(out.iterdir()) == []

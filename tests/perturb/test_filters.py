@@ -189,3 +189,26 @@ def test_bad_pixel_size_text_names_the_field(text):
     with pytest.raises(InputError) as refused:
         parse_pixel_mm(text, source="--pixel-mm")
     assert str(refused.value) == f"--pixel-mm: {text!r} is not a pixel size in mm like 0.07 or 0.07x0.065"
+
+
+@pytest.mark.parametrize(("text", "shown"), [("1e-9", "'1e-9'"), ("0.1x1e-7", "'0.1x1e-7'"), ("5000", "'5000'")])
+def test_pixel_sizes_no_image_has_are_refused(text, shown):
+    """Issue 16: `--pixel-mm 1e-9` ended in an OverflowError traceback when the PNG recorded it."""
+    with pytest.raises(InputError) as refused:
+        parse_pixel_mm(text, source="--pixel-mm")
+    assert str(refused.value) == f"--pixel-mm: {shown} mm is outside the pixel sizes 1e-06 to 1000 mm"
+    with pytest.raises(InputError, match="is outside 1e-06 to 1000 mm"):
+        lowpass(np.zeros((4, 4)), parse_pixel_mm_unchecked(text), [1.0])
+
+
+def parse_pixel_mm_unchecked(text: str):
+    values = tuple(float(part) for part in text.split("x"))
+    return values[0] if len(values) == 1 else values
+
+
+@pytest.mark.parametrize("pixel_mm", [1e-6, 1e3])
+def test_the_extreme_pixel_sizes_are_written_to_png(pixel_mm, tmp_path):
+    from perceptiongap.perturb import read_image, write_png
+
+    write_png(tmp_path / "x.png", np.arange(12, dtype=np.uint16).reshape(3, 4), (pixel_mm, pixel_mm))
+    assert read_image(tmp_path / "x.png", pixel_mm).pixels.shape == (3, 4)

@@ -18,8 +18,9 @@ import sys
 import typer
 
 from perceptiongap.errors import InputError
+from perceptiongap.files import os_error_message
 
-__all__ = ["app", "main"]
+__all__ = ["INTERRUPTED_MESSAGE", "Interrupted", "app", "main"]
 
 app = typer.Typer(
     name="perceptiongap",
@@ -34,26 +35,30 @@ from perceptiongap.cli import perturb, predict, readers, release, fit, report, s
 
 
 def _click_errors() -> tuple[tuple[type, ...], tuple[type, ...]]:
-    """(usage-error types, abort types) of the Click that Typer runs on.
+    """(usage-error types, abort types) of the Click that Typer runs on, found through Typer's public names.
 
-    Recent Typer runs on its own copy of Click (``typer._click``) and raises its exceptions, not
-    Click's; older Typer raises Click's. Both are caught, whichever is installed.
+    Typer >= 0.29 runs on its own copy of Click and raises that copy's exceptions, not Click's;
+    older Typer runs on Click itself. ``typer.BadParameter`` is the usage error of whichever Click
+    Typer runs on, so its base class named ``ClickException`` is the one to catch; Click's own is
+    added when Click is installed, so both are caught, whichever raised.
     """
-    usage, abort = [], [typer.Abort]
-    try:
-        from typer import _click
-
-        usage.append(_click.ClickException)
-    except ImportError:  # Typer that runs on Click itself
-        pass
+    usage = [base for base in typer.BadParameter.__mro__ if base.__name__ == "ClickException"]
+    abort = [typer.Abort]
     try:
         import click
-
+    except ImportError:  # Typer that vendors Click, without Click installed
+        pass
+    else:
         usage.append(click.ClickException)
         abort.append(click.Abort)
-    except ImportError:
-        pass
-    return tuple(usage), tuple(abort)
+    return tuple(dict.fromkeys(usage)) or (typer.BadParameter,), tuple(dict.fromkeys(abort))
+
+
+class Interrupted(Exception):
+    """Ctrl-C inside a command, carried past Typer (which would turn it into a silent exit code 130)."""
+
+
+INTERRUPTED_MESSAGE = "interrupted: completed work was kept; re-run the same command to resume"
 
 
 def parameter_flags(command) -> dict[str, str]:
@@ -96,12 +101,14 @@ def _speak_flags(group) -> None:
                 return _callback(*args, **kwargs)
             except InputError as error:
                 raise in_flags(error, _flags) from None
+            except KeyboardInterrupt:
+                raise Interrupted() from None
 
         command.callback = wrapped
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point."""
+    """Console-script entry point: exit code 0, 2 (bad input, usage, an output in use) or 130 (Ctrl-C)."""
     usage_errors, aborts = _click_errors()
     command = typer.main.get_command(app)
     _speak_flags(command)
@@ -114,13 +121,16 @@ def main(argv: list[str] | None = None) -> None:
     except usage_errors as error:
         error.show()
         sys.exit(error.exit_code)
-    except (KeyboardInterrupt, *aborts):
-        print("interrupted: completed work was kept; re-run the same command to resume", file=sys.stderr)
+    except (KeyboardInterrupt, Interrupted, *aborts):
+        print(INTERRUPTED_MESSAGE, file=sys.stderr)
         sys.exit(130)
-    except PermissionError as error:
-        # A folder or file the user cannot write (the stages check their output first; this is the net below).
+    except OSError as error:
+        # A file or folder the user named cannot be read or written (read-only, a folder where a file is wanted,
+        # a full disk): the stages check their outputs first, this is the net below them.
         where = f"{error.filename}: " if error.filename else ""
-        print(f"error: {where}{(error.strerror or str(error)).lower()}", file=sys.stderr)
+        print(f"error: {where}{os_error_message(error)}", file=sys.stderr)
         sys.exit(2)
+    if code == 130:  # Typer turned a Ctrl-C outside a command's callback (e.g. while parsing) into its exit code
+        print(INTERRUPTED_MESSAGE, file=sys.stderr)
     if isinstance(code, int) and code:
         sys.exit(code)

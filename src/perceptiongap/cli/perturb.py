@@ -59,12 +59,16 @@ def perturb_command(
     force: bool = typer.Option(False, "--force", help="Rewrite outputs that an earlier run made with other settings."),
 ) -> None:
     """Low-pass filter mammograms at every cut-off; resumable (re-run to continue)."""
+    from perceptiongap.locks import output_lock
     from perceptiongap.perturb import perturb_files, read_rois, write_input_preview
+    from perceptiongap.perturb.batch import check_output_folder
 
     cutoffs = parse_cutoffs(cutoffs_per_mm, source="--cutoffs-per-mm")
     spacing = pixel_mm_option(pixel_mm)
     boxes = read_rois(rois) if rois is not None else None
-    with _warnings_as_lines():
+    check_output_folder(out)
+    # One lock over the images and the preview (perturb_files takes it again, re-entrantly).
+    with _warnings_as_lines(), output_lock(out, what="output folder"):
         with progress_callback("perturb") as progress:
             table = perturb_files(
                 inputs,

@@ -10,7 +10,6 @@ import typer
 from perceptiongap.cli import app
 from perceptiongap.cli.perturb import DEFAULT_CUTOFFS_TEXT, pixel_mm_option
 from perceptiongap.cli.progress import console, progress_callback
-from perceptiongap.errors import InputError
 from perceptiongap.vocabulary import parse_cutoffs
 
 
@@ -30,8 +29,8 @@ def predict_command(
     rois: Annotated[Path | None, typer.Option(
         help="ROI boxes (CSV or JSON: exam, view, annotator, x0, y0, x1, y1) for the ROI schemes.")] = None,
     schemes: Annotated[str, typer.Option(help="Comma-separated: entire, roi_interior, roi_exterior.")] = "entire",
-    batch_size: Annotated[int, typer.Option(help="Perturbed exams per call of the network.")] = 8,
-    workers: Annotated[int, typer.Option(help="Local worker processes.")] = 1,
+    batch_size: Annotated[int, typer.Option(min=1, help="Perturbed exams per call of the network.")] = 8,
+    workers: Annotated[int, typer.Option(min=1, help="Local worker processes.")] = 1,
     cluster: Annotated[str | None, typer.Option(
         help="Dask: 'local:N' for a local cluster of N processes, or a scheduler address 'tcp://HOST:PORT'.")] = None,
     pixel_mm: Annotated[str | None, typer.Option(
@@ -91,39 +90,19 @@ def calibrate_command(
         help="One calibration map per 'observer' (each trained network) or per 'observer_group'.")] = "observer",
     unperturbed_only: Annotated[bool, typer.Option(
         "--unperturbed-only", help="Fit on the severity-0, entire-image validation rows only.")] = False,
-    seed: Annotated[int, typer.Option(help="Seed of the cross-validation folds.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the cross-validation folds.")] = 0,
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUT and the figure.")] = False,
 ) -> None:
     """Dirichlet-calibrate network predictions: fit on validation, apply to test (METHOD §4)."""
-    from perceptiongap.calibrate import calibrate_observations, plot_reliability, reliability_panels
-    from perceptiongap.study import read_cases, read_observations, write_table
+    from perceptiongap.calibrate import write_calibration
 
-    if by not in ("observer", "observer_group"):
-        raise InputError(f"{by!r} is not 'observer' or 'observer_group'", source="--by")
-    if figure is not None and cases is None:
-        raise InputError("a reliability diagram needs the test labels: pass --cases", source="--figure")
-    targets = [out] + ([figure.with_suffix(".png"), figure.with_suffix(".svg")] if figure is not None else [])
-    for target in targets:
-        if target.exists() and not force:
-            raise InputError("exists; pass --force to overwrite it", source=target)
-
-    validation_table = read_observations(validation)
-    validation_labels = read_cases(validation_cases)
-    test_table = read_observations(test)
-    calibrated, maps = calibrate_observations(
-        validation_table, validation_labels, test_table, by=by, unperturbed_only=unperturbed_only, seed=seed,
-        validation_source=str(validation), test_source=str(test),
-    )
-    write_table(calibrated, out)
-    for key, calibrator in maps.items():
+    run = write_calibration(validation, validation_cases, test, out, cases=cases, figure=figure, by=by,
+                            unperturbed_only=unperturbed_only, seed=seed, force=force)
+    for key, calibrator in run.maps.items():
         typer.echo(
             f"{'/'.join(key)}: C = {calibrator.C_:.3g}, logit = {calibrator.coef_[0]:.3f} log p "
             f"+ {calibrator.coef_[1]:.3f} log(1 - p) + {calibrator.intercept_:.3f}"
         )
-    typer.echo(f"wrote {len(calibrated)} calibrated observations to {out}")
-
-    if figure is not None:
-        panels = reliability_panels(test_table, calibrated, read_cases(cases), test_source=str(test),
-                                    cases_source=str(cases))
-        for path in plot_reliability(panels, figure):
-            typer.echo(f"wrote {path}")
+    typer.echo(f"wrote {len(run.calibrated)} calibrated observations to {out}")
+    for path in run.figures:
+        typer.echo(f"wrote {path}")

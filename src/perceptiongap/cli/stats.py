@@ -43,8 +43,8 @@ def accuracy(
     observations: Path = typer.Argument(..., help=OBSERVATIONS_HELP),
     cases: Path = typer.Argument(..., help=CASES_HELP),
     out: Path = typer.Option(..., "--out", help="Folder for accuracy.csv, error_consistency.csv and figures/."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the case bootstrap (>= 0)."),
-    bootstrap: int = typer.Option(2000, "--bootstrap", help="Bootstrap replicates per interval (>= 1)."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the case bootstrap (>= 0)."),
+    bootstrap: int = typer.Option(2000, "--bootstrap", min=1, help="Bootstrap replicates per interval (>= 1)."),
     operating_point: str | None = typer.Option(None, "--operating-point", help=OPERATING_POINT_HELP),
     subgroups: str | None = typer.Option(None, "--subgroups", help=SUBGROUPS_HELP),
     score: Score = typer.Option(Score.auto, "--score", help=SCORE_HELP),
@@ -55,10 +55,6 @@ def accuracy(
     from perceptiongap.stats.outputs import write_statistics
     from perceptiongap.study import read_study
 
-    if seed < 0:
-        raise InputError(f"{seed} is not a seed (an integer >= 0)", source="--seed")
-    if bootstrap < 1:
-        raise InputError(f"{bootstrap} is not a number of bootstrap replicates (>= 1)", source="--bootstrap")
     points = parse_operating_points(operating_point) if operating_point is not None else None
     chosen = [g.strip() for g in subgroups.split(",") if g.strip()] if subgroups else None
     observations_table, cases_table = read_study(observations, cases)

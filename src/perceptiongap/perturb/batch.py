@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 
 from perceptiongap.errors import InputError
-from perceptiongap.files import atomic_write_bytes
+from perceptiongap.files import atomic_write_bytes, check_writable, partial_files, remove_paths
+from perceptiongap.locks import output_lock
 from perceptiongap.perturb.compose import COMPOSITE_VIEWS, compose, facing
 from perceptiongap.perturb.filters import VARIANTS, pixel_size_mm
 from perceptiongap.perturb.images import (
@@ -81,37 +82,83 @@ def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "_"
 
 
+def _output_folders(folder: Path) -> list[Path]:
+    """Folders at or under ``folder`` that hold a manifest of ``perturb`` or ``compose`` (our own outputs)."""
+    owned = []
+    for manifest in folder.rglob(MANIFEST_NAME):
+        try:
+            with open(manifest, encoding="utf-8") as stream:
+                header = set(stream.readline().strip().split(","))
+        except (OSError, UnicodeDecodeError):
+            continue
+        if set(PERTURB_COLUMNS) <= header or set(COMPOSE_COLUMNS) <= header:
+            owned.append(manifest.parent)
+    return owned
+
+
 def find_images(inputs: Sequence[str | Path], *, exclude: str | Path | None = None) -> list[InputImage]:
     """The PNG and DICOM files named in ``inputs`` or found (recursively) in its folders.
 
-    Hidden files and anything under ``exclude`` (the output folder) are skipped. Two inputs that
-    would get the same output name are refused.
+    Hidden files, anything under ``exclude`` (the output folder) and the images of earlier outputs
+    of ``perturb`` or ``compose`` (folders holding their ``manifest.csv``) are skipped, with a
+    warning naming each such folder. A file named directly is taken, unless it lies under
+    ``exclude``. Two inputs that would get the same output name are refused.
     """
     excluded = Path(exclude).resolve() if exclude is not None else None
     found: list[InputImage] = []
+    under_exclude = 0
+    under_outputs: dict[Path, int] = {}
     for item in inputs:
         item = Path(item)
         if item.is_dir():
+            owned = _output_folders(item)
             for path in sorted(item.rglob("*")):
                 relative = path.relative_to(item)
                 if any(part.startswith(".") for part in relative.parts) or not path.is_file():
                     continue
-                if excluded is not None and path.resolve().is_relative_to(excluded):
+                if not is_image_file(path):
                     continue
-                if is_image_file(path):
-                    found.append(InputImage(path, relative.with_suffix("").as_posix()))
+                if excluded is not None and path.resolve().is_relative_to(excluded):
+                    under_exclude += 1
+                    continue
+                owner = next((folder for folder in owned if path.is_relative_to(folder)), None)
+                if owner is not None:
+                    under_outputs[owner] = under_outputs.get(owner, 0) + 1
+                    continue
+                found.append(InputImage(path, relative.with_suffix("").as_posix()))
         elif item.is_file():
+            if excluded is not None and item.resolve().is_relative_to(excluded):
+                raise InputError(f"is inside the output folder {exclude}; its outputs would replace it", source=item)
             found.append(InputImage(item, item.stem))
         else:
             raise InputError("no such file or folder", source=item)
+    for folder, count in under_outputs.items():
+        warnings.warn(f"{folder}: {count} image(s) skipped: an earlier output of perceptiongap (it holds "
+                      f"{MANIFEST_NAME}); name its files to use them as inputs", stacklevel=2)
     if not found:
-        raise InputError(f"no PNG or DICOM images found in {', '.join(str(i) for i in inputs)}")
+        named = ", ".join(str(i) for i in inputs)
+        reasons = []
+        if under_exclude:
+            reasons.append(f"the {under_exclude} found are inside the output folder {exclude}; "
+                           "write the outputs to a folder outside the inputs")
+        if under_outputs:
+            reasons.append(f"the {sum(under_outputs.values())} found are earlier outputs of perceptiongap "
+                           f"({', '.join(str(f) for f in under_outputs)}); name their files to use them as inputs")
+        if reasons:
+            raise InputError(f"no images to use in {named}: {'; '.join(reasons)}")
+        raise InputError(f"no PNG or DICOM images found in {named}")
     by_name: dict[str, Path] = {}
     for image in found:
         if image.name in by_name and by_name[image.name].resolve() != image.path.resolve():
             raise InputError(f"two inputs would write the same outputs: {by_name[image.name]} and {image.path}")
         by_name[image.name] = image.path
     return list({image.path.resolve(): image for image in found}.values())
+
+
+def check_output_folder(out_dir: Path) -> None:
+    """Refuse an output folder that is a file (a one-line error, not a traceback later)."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError("is a file, not a folder; give the output folder", source=out_dir)
 
 
 def _settings(**values: object) -> str:
@@ -228,68 +275,74 @@ def perturb_files(
     if not math.isfinite(feather_mm) or feather_mm < 0:
         raise InputError(f"{feather_mm!r} is not a non-negative number of mm", source="feather_mm")
     out_dir = Path(out_dir)
-    images = find_images(inputs, exclude=out_dir)
-    if file_format == "dicom":
+    check_output_folder(out_dir)
+    with output_lock(out_dir, what="output folder"):
+        check_writable(out_dir)
+        images = find_images(inputs, exclude=out_dir)
+        if file_format == "dicom":
+            for image in images:
+                if not is_dicom(image.path):
+                    raise InputError("is not DICOM, so it cannot be written as DICOM; write PNG (file_format 'png')",
+                                     source=image.path)
+        pixel_text = "" if pixel_mm is None else "x".join(f"{v:g}" for v in pixel_size_mm(pixel_mm))
+        settings = _settings(variant=variant, feather_mm=f"{feather_mm:g}", pixel_mm=pixel_text, format=file_format)
+        suffix = ".png" if file_format == "png" else ".dcm"
+
+        boxes_by_key = group_rois(rois or ())
+        annotators = annotators_by_exam(rois or ())
+        plans: list[tuple[InputImage, list[_Planned]]] = []
+        skipped = 0
         for image in images:
-            if not is_dicom(image.path):
-                raise InputError("is not DICOM, so it cannot be written as DICOM; write PNG (file_format 'png')",
-                                 source=image.path)
-    pixel_text = "" if pixel_mm is None else "x".join(f"{v:g}" for v in pixel_size_mm(pixel_mm))
-    settings = _settings(variant=variant, feather_mm=f"{feather_mm:g}", pixel_mm=pixel_text, format=file_format)
-    suffix = ".png" if file_format == "png" else ".dcm"
+            if scheme == "entire":
+                versions = [("", ())]
+            else:
+                exam, view = _exam_and_view(image, purpose=" for its ROIs")
+                if exam not in annotators:
+                    skipped += 1
+                    continue
+                versions = [(name, boxes_by_key.get((exam, view, name), ())) for name in annotators[exam]]
+            planned = []
+            for annotator, boxes in versions:
+                folder = f"{scheme}/{_safe_name(annotator)}" if annotator else scheme
+                for cutoff in cutoffs:
+                    output = f"{folder}/cutoff-{format_cutoff(cutoff)}/{image.name}{suffix}"
+                    request = {
+                        "source": str(image.path.resolve()),
+                        "output": output,
+                        "cutoff_per_mm": format_cutoff(cutoff),
+                        "scheme": scheme,
+                        "annotator": annotator,
+                        "rois": _boxes_text(boxes),
+                        "settings": settings,
+                    }
+                    region = ENTIRE if scheme == "entire" else Region(scheme, annotator, tuple(boxes))
+                    planned.append(_Planned(request, cutoff, region))
+            plans.append((image, planned))
+        if skipped:
+            warnings.warn(f"{skipped} image(s) skipped: their exams have no ROIs in the ROI file", stacklevel=2)
+        outputs = [p.request["output"] for _, planned in plans for p in planned]
+        if len(set(outputs)) != len(outputs):
+            raise InputError(
+                "two requested outputs share a file name (annotator names that differ only in punctuation?)")
 
-    boxes_by_key = group_rois(rois or ())
-    annotators = annotators_by_exam(rois or ())
-    plans: list[tuple[InputImage, list[_Planned]]] = []
-    skipped = 0
-    for image in images:
-        if scheme == "entire":
-            versions = [("", ())]
-        else:
-            exam, view = _exam_and_view(image, purpose=" for its ROIs")
-            if exam not in annotators:
-                skipped += 1
-                continue
-            versions = [(name, boxes_by_key.get((exam, view, name), ())) for name in annotators[exam]]
-        planned = []
-        for annotator, boxes in versions:
-            folder = f"{scheme}/{_safe_name(annotator)}" if annotator else scheme
-            for cutoff in cutoffs:
-                output = f"{folder}/cutoff-{format_cutoff(cutoff)}/{image.name}{suffix}"
-                request = {
-                    "source": str(image.path.resolve()),
-                    "output": output,
-                    "cutoff_per_mm": format_cutoff(cutoff),
-                    "scheme": scheme,
-                    "annotator": annotator,
-                    "rois": _boxes_text(boxes),
-                    "settings": settings,
-                }
-                region = ENTIRE if scheme == "entire" else Region(scheme, annotator, tuple(boxes))
-                planned.append(_Planned(request, cutoff, region))
-        plans.append((image, planned))
-    if skipped:
-        warnings.warn(f"{skipped} image(s) skipped: their exams have no ROIs in the ROI file", stacklevel=2)
-    outputs = [p.request["output"] for _, planned in plans for p in planned]
-    if len(set(outputs)) != len(outputs):
-        raise InputError("two requested outputs share a file name (annotator names that differ only in punctuation?)")
-
-    manifest = Manifest(out_dir, PERTURB_COLUMNS, _PERTURB_REQUEST)
-    jobs = []
-    for image, planned in plans:
-        todo = []
-        for plan in planned:
-            status = manifest.status(plan.request)
-            if status == "conflict" and not force:
-                raise InputError(manifest.describe_conflict(plan.request), source=out_dir)
-            if status != "complete":
-                todo.append(plan)
-        if todo:
-            jobs.append(
-                lambda image=image, todo=todo: _perturb_one(image, todo, out_dir, variant, pixel_mm, feather_mm, file_format)
-            )
-    _run(jobs, manifest, workers, progress, total=len(plans), done=len(plans) - len(jobs))
-    return manifest.table()
+        manifest = Manifest(out_dir, PERTURB_COLUMNS, _PERTURB_REQUEST)
+        remove_paths(partial_files(out_dir))  # what a killed run left half-written; we hold the folder
+        jobs = []
+        for image, planned in plans:
+            todo = []
+            for plan in planned:
+                status = manifest.status(plan.request)
+                if status == "conflict" and not force:
+                    raise InputError(manifest.describe_conflict(plan.request), source=out_dir)
+                if status != "complete":
+                    todo.append(plan)
+            if todo:
+                jobs.append(
+                    lambda image=image, todo=todo: _perturb_one(image, todo, out_dir, variant, pixel_mm, feather_mm,
+                                                                file_format)
+                )
+        _run(jobs, manifest, workers, progress, total=len(plans), done=len(plans) - len(jobs))
+        return manifest.table()
 
 
 def _derivation(variant: str, cutoff: float, region: Region, feather_mm: float) -> str:
@@ -391,31 +444,36 @@ def compose_files(
     if gap_px < 0:
         raise InputError(f"{gap_px} is not a non-negative number of pixels", source="gap_px")
     out_dir = Path(out_dir)
-    exams = group_exams(find_images(inputs, exclude=out_dir))
-    pixel_text = "" if pixel_mm is None else "x".join(f"{v:g}" for v in pixel_size_mm(pixel_mm))
-    settings = _settings(variant=variant, pixel_mm=pixel_text, gap_px=gap_px)
-    manifest = Manifest(out_dir, COMPOSE_COLUMNS, _COMPOSE_REQUEST)
-    jobs = []
-    for exam, views in sorted(exams.items()):
-        sources = ";".join(str(views[view].path.resolve()) for view in COMPOSITE_VIEWS)
-        todo = []
-        for cutoff in cutoffs:
-            request = {
-                "exam": exam,
-                "output": f"{_safe_name(exam)}/cutoff-{format_cutoff(cutoff)}.png",
-                "cutoff_per_mm": format_cutoff(cutoff),
-                "source": sources,
-                "settings": settings,
-            }
-            status = manifest.status(request)
-            if status == "conflict" and not force:
-                raise InputError(manifest.describe_conflict(request), source=out_dir)
-            if status != "complete":
-                todo.append((cutoff, request))
-        if todo:
-            jobs.append(lambda views=views, todo=todo: _compose_one(views, todo, out_dir, variant, pixel_mm, gap_px))
-    _run(jobs, manifest, 1, progress, total=len(exams), done=len(exams) - len(jobs))
-    return manifest.table()
+    check_output_folder(out_dir)
+    with output_lock(out_dir, what="output folder"):
+        check_writable(out_dir)
+        exams = group_exams(find_images(inputs, exclude=out_dir))
+        pixel_text = "" if pixel_mm is None else "x".join(f"{v:g}" for v in pixel_size_mm(pixel_mm))
+        settings = _settings(variant=variant, pixel_mm=pixel_text, gap_px=gap_px)
+        manifest = Manifest(out_dir, COMPOSE_COLUMNS, _COMPOSE_REQUEST)
+        remove_paths(partial_files(out_dir))  # what a killed run left half-written; we hold the folder
+        jobs = []
+        for exam, views in sorted(exams.items()):
+            sources = ";".join(str(views[view].path.resolve()) for view in COMPOSITE_VIEWS)
+            todo = []
+            for cutoff in cutoffs:
+                request = {
+                    "exam": exam,
+                    "output": f"{_safe_name(exam)}/cutoff-{format_cutoff(cutoff)}.png",
+                    "cutoff_per_mm": format_cutoff(cutoff),
+                    "source": sources,
+                    "settings": settings,
+                }
+                status = manifest.status(request)
+                if status == "conflict" and not force:
+                    raise InputError(manifest.describe_conflict(request), source=out_dir)
+                if status != "complete":
+                    todo.append((cutoff, request))
+            if todo:
+                jobs.append(
+                    lambda views=views, todo=todo: _compose_one(views, todo, out_dir, variant, pixel_mm, gap_px))
+        _run(jobs, manifest, 1, progress, total=len(exams), done=len(exams) - len(jobs))
+        return manifest.table()
 
 
 def _compose_one(
@@ -459,6 +517,7 @@ __all__ = [
     "MANIFEST_NAME",
     "PERTURB_COLUMNS",
     "InputImage",
+    "check_output_folder",
     "compose_files",
     "find_images",
     "format_cutoff",

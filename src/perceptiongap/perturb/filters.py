@@ -29,7 +29,7 @@ import scipy.fft
 from perceptiongap.errors import InputError
 from perceptiongap.vocabulary import PAPER_CUTOFFS_PER_MM
 
-__all__ = ["RELEASE_FULL_SCALE", "VARIANTS", "Variant", "lowpass", "parse_pixel_mm", "pixel_size_mm"]
+__all__ = ["PIXEL_MM_RANGE", "RELEASE_FULL_SCALE", "VARIANTS", "Variant", "lowpass", "parse_pixel_mm", "pixel_size_mm"]
 
 Variant = Literal["physical", "release"]
 VARIANTS: tuple[str, ...] = ("physical", "release")
@@ -37,14 +37,27 @@ VARIANTS: tuple[str, ...] = ("physical", "release")
 #: Full scale of the release variant's output (12-bit).
 RELEASE_FULL_SCALE = 4095
 
+#: Pixel sizes accepted, in mm: from 1 nm (well below microscopy's) to 1 m. Outside it a size is a
+#: typo, and a PNG cannot record it (its pHYs chunk holds whole pixels per metre in 32 bits).
+PIXEL_MM_RANGE: tuple[float, float] = (1e-6, 1e3)
+
+
+def _in_range(value: float) -> bool:
+    return bool(np.isfinite(value) and PIXEL_MM_RANGE[0] <= value <= PIXEL_MM_RANGE[1])
+
 
 def pixel_size_mm(pixel_mm: float | Sequence[float]) -> tuple[float, float]:
-    """``(row_mm, col_mm)`` from a scalar or a pair; refuses non-positive or non-finite sizes."""
+    """``(row_mm, col_mm)`` from a scalar or a pair; refuses sizes that are not positive and finite, or outside
+    :data:`PIXEL_MM_RANGE`."""
     values = np.atleast_1d(np.asarray(pixel_mm, dtype=float))
     if values.shape not in ((1,), (2,)):
         raise InputError(f"pixel size must be one number or a (row_mm, col_mm) pair, got {pixel_mm!r}")
     if not np.all(np.isfinite(values)) or np.any(values <= 0):
         raise InputError(f"pixel size must be positive and finite, got {pixel_mm!r} mm")
+    if not all(_in_range(v) for v in values):
+        low, high = PIXEL_MM_RANGE
+        shown = "x".join(f"{v:g}" for v in values)
+        raise InputError(f"pixel size {shown} mm is outside {low:g} to {high:g} mm")
     row_mm, col_mm = (values[0], values[0]) if values.size == 1 else values
     return float(row_mm), float(col_mm)
 
@@ -52,7 +65,8 @@ def pixel_size_mm(pixel_mm: float | Sequence[float]) -> tuple[float, float]:
 def parse_pixel_mm(text: str, *, source: str = "pixel_mm") -> float | tuple[float, float]:
     """A pixel size in mm from text: ``0.07`` (square) -> 0.07, ``0.07x0.065`` (row x column) -> (0.07, 0.065).
 
-    Refuses anything else, or a size that is not positive and finite, with an InputError naming ``source``.
+    Refuses anything else, or a size that is not positive and finite or lies outside :data:`PIXEL_MM_RANGE`,
+    with an InputError naming ``source``.
     """
     try:
         values = tuple(float(part) for part in str(text).lower().split("x"))
@@ -60,6 +74,9 @@ def parse_pixel_mm(text: str, *, source: str = "pixel_mm") -> float | tuple[floa
         values = ()
     if len(values) not in (1, 2) or not all(np.isfinite(v) and v > 0 for v in values):
         raise InputError(f"{text!r} is not a pixel size in mm like 0.07 or 0.07x0.065", source=source)
+    if not all(_in_range(v) for v in values):
+        low, high = PIXEL_MM_RANGE
+        raise InputError(f"{text!r} mm is outside the pixel sizes {low:g} to {high:g} mm", source=source)
     return values[0] if len(values) == 1 else (values[0], values[1])
 
 

@@ -124,16 +124,19 @@ def write_input_preview(
 ) -> list[Path]:
     """The preview of the first image of ``inputs`` (as :func:`~perceptiongap.perturb.perturb_files`
     finds them) at its finite cut-offs, written as ``out_dir/preview.png`` and ``.svg``."""
-    from perceptiongap.perturb.batch import find_images
+    from perceptiongap.locks import output_lock
+    from perceptiongap.perturb.batch import check_output_folder, find_images
 
     out_dir = Path(out_dir)
-    first = find_images(inputs, exclude=out_dir)[0]
-    image = read_image(first.path, pixel_mm)
-    return write_preview(
-        out_dir / "preview",
-        image.pixels,
-        image.pixel_mm,
-        cutoffs_per_mm=[c for c in cutoffs_per_mm if np.isfinite(c)],
-        variant=variant,
-        title=f"{first.path.name}: {variant} variant",
-    )
+    check_output_folder(out_dir)
+    with output_lock(out_dir, what="output folder"):
+        first = find_images(inputs, exclude=out_dir)[0]
+        image = read_image(first.path, pixel_mm)
+        return write_preview(
+            out_dir / "preview",
+            image.pixels,
+            image.pixel_mm,
+            cutoffs_per_mm=[c for c in cutoffs_per_mm if np.isfinite(c)],
+            variant=variant,
+            title=f"{first.path.name}: {variant} variant",
+        )

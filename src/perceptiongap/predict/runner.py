@@ -18,7 +18,8 @@ from pathlib import Path
 import pandas as pd
 
 from perceptiongap.errors import InputError
-from perceptiongap.files import sha256_file
+from perceptiongap.files import check_writable, sha256_file
+from perceptiongap.locks import output_lock
 from perceptiongap.perturb import VARIANTS
 from perceptiongap.predict.jobs import (
     Task,
@@ -228,6 +229,39 @@ def predict(
     if not observer.strip():
         raise InputError("must not be empty", source="observer")
     cutoffs = run_cutoffs(cutoffs_per_mm)
+    out = Path(out)
+    if out.is_dir():
+        raise InputError("is a folder; give the Observations file to write (.parquet or .csv)", source=out)
+    with output_lock(out, what="observations file"):
+        check_writable(out.parent)
+        return _predict_locked(
+            model, exams, observer_group, out, observer=observer, cutoffs=cutoffs, rois=rois, schemes=schemes,
+            batch_size=batch_size, workers=workers, cluster=cluster, pixel_mm=pixel_mm, variant=variant,
+            feather_mm=feather_mm, force=force, progress=progress, flush_seconds=flush_seconds,
+        )
+
+
+def _predict_locked(
+    model: str,
+    exams: str | Path,
+    observer_group: str,
+    out: Path,
+    *,
+    observer: str,
+    cutoffs: tuple[float, ...],
+    rois: str | Path | None,
+    schemes: Sequence[str],
+    batch_size: int,
+    workers: int,
+    cluster: str | None,
+    pixel_mm: float | tuple[float, float] | None,
+    variant: str,
+    feather_mm: float,
+    force: bool,
+    progress: Progress | None,
+    flush_seconds: float,
+) -> pd.DataFrame:
+    """:func:`predict` once its options are checked and it holds the output."""
     if workers == 1 and cluster is None:
         cached_model(model)  # load it now, so that a bad spec fails before any work
     else:

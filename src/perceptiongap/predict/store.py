@@ -12,6 +12,7 @@ once and skipped thereafter) and the folder is removed.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -79,8 +80,10 @@ class ObservationStore:
                 shutil.rmtree(self.parts_dir)
             self.parts_dir.mkdir(parents=True)
             atomic_write_text(manifest, json.dumps(self.settings, indent=2, sort_keys=True) + "\n")
-        # A kill during a write leaves a temporary file, never a part: remove those.
-        for leftover in self.parts_dir.glob(".*.partial"):
+        # A kill during a write leaves a temporary file, never a part nor the output: remove those (the caller
+        # holds the output's lock, so no other run is writing them).
+        half_written = self.out.parent.glob(f".{glob.escape(self.out.name)}.*.partial")
+        for leftover in [*self.parts_dir.glob(".*.partial"), *half_written]:
             leftover.unlink(missing_ok=True)
         parts = self.parts()
         self._next_part = 1 + max((int(p.stem.split("-")[1]) for p in parts), default=0)

@@ -30,7 +30,7 @@ import pandas as pd
 
 from perceptiongap import __version__
 from perceptiongap.errors import InputError
-from perceptiongap.files import atomic_path, atomic_write_text, sha256_file
+from perceptiongap.files import PARTIAL_SUFFIX, atomic_path, atomic_write_text, partial_files, remove_paths, sha256_file
 from perceptiongap.locks import output_lock
 from perceptiongap.readers import db
 from perceptiongap.readers.design import GENERATOR, Design, make_design
@@ -329,6 +329,8 @@ def create_study(
         raise InputError("must not be empty", source="--observer-group")
     with output_lock(out, what="study folder"):
         database = out / db.DB_NAME
+        if out.is_dir():  # a run killed while it built the database left it half-written: not a study yet
+            remove_paths(out.glob(f".{db.DB_NAME}.*{PARTIAL_SUFFIX}"))
         request = _request(
             exams_csv, cases_csv, readers_csv, mode=mode, design=design, seed=seed, cutoffs=cutoffs,
             practice=practice, variant=variant, pixel_mm=pixel_mm, windows=windows,
@@ -369,6 +371,7 @@ def create_study(
             out.mkdir(parents=True, exist_ok=True)
             with atomic_path(database) as tmp:
                 _build_database(tmp, request, plan, exam_images, cases, readers, cutoffs)
+        remove_paths(partial_files(out))  # what a killed run left half-written; we hold the folder
         connection = db.connect(database)
         try:
             record = _write_record(out, connection)

@@ -19,7 +19,14 @@ import pandas as pd
 
 from perceptiongap.analysis.subgroups import SubgroupChoice, choose_subgroups
 from perceptiongap.errors import InputError
-from perceptiongap.files import check_out_dir, check_writable, partial_files, remove_paths, same_file
+from perceptiongap.files import (
+    PARTIAL_SUFFIX,
+    check_out_dir,
+    check_writable,
+    partial_files,
+    remove_paths,
+    same_file,
+)
 from perceptiongap.locks import output_lock
 from perceptiongap.results.fitting import dense_groups, fit_study, model_data_for, model_groups, plan_fits
 from perceptiongap.results.layout import MERGED_SUFFIX, ResultsFolder
@@ -193,7 +200,9 @@ def _fit_into(
         fits=[job.relative_path for job in jobs],
     )
     old, _, problem = read_run_record(folder)
-    has_content = folder.root.is_dir() and any(folder.root.iterdir())
+    # A run killed before it wrote run.json left at most a half-written file: nothing to resume, nothing to refuse.
+    has_content = folder.root.is_dir() and any(not path.name.endswith(PARTIAL_SUFFIX)
+                                               for path in folder.root.iterdir())
     if resume and has_content:
         check_resumable(old, record, folder, problem)
 
