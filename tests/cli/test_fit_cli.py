@@ -48,7 +48,7 @@ def main_ok(argv) -> bool:
 def test_fit_writes_one_posterior_per_fit(results):
     posteriors = sorted(p.relative_to(results).as_posix() for p in (results / "posteriors").rglob("*.nc"))
     expected = sorted(
-        f"posteriors/{method}/{group}{suffix}/seed{seed}.nc"
+        f"posteriors/release/{method}/{group}{suffix}/seed{seed}.nc"
         for method, seeds in (("stan-advi", (0, 1)), ("nuts", (0,)))
         for group in ("readers", "networks")
         for suffix in ("", "__merged")

@@ -36,7 +36,14 @@ def independent_log_density(model: str, values: dict, data) -> float:
     v = {name: np.asarray(value, dtype=np.float64) for name, value in values.items()}
     g = data.case_subgroup
     malignant = np.asarray(data.case_label) == "malignant"
-    log_prior = sum(stats.norm.logpdf(v[name]).sum() for name in ("b", "mu", "nu"))
+    label = np.where(malignant, 0, 1)
+    log_prior = sum(stats.norm.logpdf(v[name]).sum() for name in ("mu", "nu"))
+    if model == "label_specific":
+        log_prior += stats.norm.logpdf(v["b_label"]).sum()
+        case_bias = v["b_label"][g, label]
+    else:
+        log_prior += stats.norm.logpdf(v["b"]).sum()
+        case_bias = v["b"][g]
     scale = np.ones(data.n_observers)
     if model in ("release", "observer_slopes"):
         gamma = np.vstack([np.zeros((1, data.n_subgroups)), np.cumsum(v["delta"], axis=0)])
@@ -49,14 +56,14 @@ def independent_log_density(model: str, values: dict, data) -> float:
     else:  # label_specific: label 0 malignant, 1 not
         gamma_label = np.concatenate([np.zeros((1, data.n_subgroups, 2)), np.cumsum(v["delta"], axis=0)])
         log_prior += stats.norm.logpdf(v["delta"]).sum()
-        severity_effect = gamma_label[:, g, np.where(malignant, 0, 1)]
+        severity_effect = gamma_label[:, g, label]
     if model == "observer_slopes":
         tau = float(v["slope_spread"])
         # tau is sampled on log scale: the density gains log |d tau / d log tau| = log tau.
         log_prior += stats.halfnorm.logpdf(tau) + np.log(tau) + stats.norm.logpdf(v["slope_z"]).sum()
         scale = np.exp(tau * v["slope_z"])
     observer, severity, case = np.nonzero(data.observed)
-    logit = (v["b"][g[case]] + v["mu"][case] + scale[observer] * severity_effect[severity, case]
+    logit = (case_bias[case] + v["mu"][case] + scale[observer] * severity_effect[severity, case]
              + v["nu"][observer, g[case]])
     y = data.prediction[observer, severity, case]
     return float(log_prior + np.sum(y * log_expit(logit) + (1 - y) * log_expit(-logit)))
@@ -94,7 +101,7 @@ def test_the_derived_sites_are_numpyros_deterministic_sites(groups, model):
         assert np.ndim(derived[name]) == len(dims)
 
 
-def test_label_specific_gamma_is_the_subgroups_mean_over_its_breasts(groups):
+def test_label_specific_gamma_and_b_are_the_subgroups_means_over_its_breasts(groups):
     data = groups["networks"]
     flat = flat_model_for(data, "label_specific")
     arrays = device_data(data)
@@ -106,6 +113,9 @@ def test_label_specific_gamma_is_the_subgroups_mean_over_its_breasts(groups):
         share = malignant[in_g].mean()
         expected = share * gamma_label[:, g, 0] + (1 - share) * gamma_label[:, g, 1]
         np.testing.assert_allclose(np.asarray(sites["gamma"])[:, g], expected, rtol=1e-5, atol=1e-6)
+        b_label = np.asarray(sites["b_label"])
+        np.testing.assert_allclose(np.asarray(sites["b"])[g], share * b_label[g, 0] + (1 - share) * b_label[g, 1],
+                                   rtol=1e-5, atol=1e-6)
     assert np.all(gamma_label[0] == 0)  # unperturbed is the reference for both labels
 
 

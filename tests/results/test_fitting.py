@@ -62,13 +62,13 @@ def test_a_failed_fit_is_one_line_naming_the_fit_and_earlier_fits_are_kept(tmp_p
     data = data_for(observations, cases, jobs)
     real_fit = perceptiongap.model.fit
 
-    def fit_failing_on_networks(data, inference, seed):
+    def fit_failing_on_networks(data, inference, seed, **options):
         if data.observer_group == "networks":
             raise ADVIError("all proposed step sizes failed")
-        return real_fit(data, inference, seed)
+        return real_fit(data, inference, seed, **options)
 
     monkeypatch.setattr(perceptiongap.model, "fit", fit_failing_on_networks)
-    with pytest.raises(InputError, match=r"^obs.csv: stan-advi networks \(seed 0\): all proposed step sizes"):
+    with pytest.raises(InputError, match=r"^obs.csv: release stan-advi networks \(seed 0\): all proposed step sizes"):
         fit_study(data, jobs, tmp_path, workers=1, source="obs.csv")
     assert jobs[0].path(tmp_path).is_file()
     assert not jobs[1].path(tmp_path).exists()

@@ -146,7 +146,7 @@ def test_resume_refuses_other_settings_naming_them(fitted, study, tmp_path, caps
 
 def test_resume_removes_what_a_killed_fit_left_half_written(fitted, study, tmp_path, capsys):
     out = copy_of(fitted, tmp_path)
-    partial = out / "posteriors" / "stan-advi" / "readers" / ".seed0.nc.k1ll3d.partial"
+    partial = out / "posteriors" / "release" / "stan-advi" / "readers" / ".seed0.nc.k1ll3d.partial"
     partial.write_bytes(b"half a posterior")
     before = mtimes(out)
     code, _, err = run_cli(["fit", *study, "--out", out, *FIT, "--resume"], capsys)
@@ -201,7 +201,7 @@ def test_analyse_refuses_a_folder_whose_planned_fits_are_missing(fitted, tmp_pat
     out = copy_of(fitted, tmp_path)
     (out / "posteriors" / "stan-advi" / "networks" / "seed0.nc").unlink()
     line = one_line_error(*run_cli(["analyse", out, "--no-report"], capsys)[::2])
-    assert "1 of the 2 planned fits are not on disk (the first: posteriors/stan-advi/networks/seed0.nc)" in line
+    assert "1 of the 2 planned fits are not on disk (the first: posteriors/release/stan-advi/networks/seed0.nc)" in line
     assert not (out / "tables").exists()
 
 

@@ -12,7 +12,7 @@ __all__ = ["FITS_COLUMNS", "fits_table"]
 
 #: The columns of ``tables/fits.csv``.
 FITS_COLUMNS = (
-    "inference", "observer_group", "observer_kind", "merged", "seed", "fit_seconds", "iterations", "converged",
+    "model", "inference", "observer_group", "observer_kind", "merged", "seed", "fit_seconds", "iterations", "converged",
     "pareto_k", "max_r_hat", "min_ess_bulk", "divergences", "warnings",
 )
 
@@ -29,6 +29,7 @@ def fits_table(posteriors: Sequence[az.InferenceData]) -> pd.DataFrame:
     for posterior in posteriors:
         attrs = posterior.posterior.attrs
         row = {
+            "model": str(attrs.get("model", "release")),
             "inference": attrs["inference"],
             "observer_group": attrs["observer_group"],
             "observer_kind": attrs.get("observer_kind", ""),

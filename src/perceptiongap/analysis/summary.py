@@ -1,8 +1,10 @@
-"""Tables of the perturbation study: one block per inference method and observer group.
+"""Tables of the perturbation study: one block per model variant, inference method and observer group.
 
-Each fit (one observer group, one inference method, one seed) gives predictive confidence and
-class separability per subgroup and severity. Seeds of the same method are combined by the median
-of each number, with the fraction of fits whose p-value is below 0.05.
+Each fit (one model, one observer group, one inference method, one seed) gives predictive
+confidence and class separability per subgroup and severity. Seeds of the same method are
+combined by the median of each number, with the fraction of fits whose p-value is below 0.05.
+Rows computed on observed predictions (inference ``observed``) have no model: ``model`` is
+``none``.
 """
 
 from __future__ import annotations
@@ -14,23 +16,26 @@ import numpy as np
 import pandas as pd
 
 from perceptiongap.analysis.confidence import predictive_confidence
-from perceptiongap.analysis.posterior import fit_attrs, posterior_cases
+from perceptiongap.analysis.posterior import fit_key, posterior_cases
 from perceptiongap.analysis.predictive import posterior_predictive
 from perceptiongap.analysis.separability import class_separability, separability_summary
 from perceptiongap.vocabulary import ANALYSED_SUBGROUPS, PAPER_OBSERVER_GROUPS
 
 #: The columns of ``tables/perturbation_study.csv`` (and ``merged_subgroups.csv``).
 PERTURBATION_COLUMNS = (
-    "inference", "observer_group", "subgroup", "severity_mm",
+    "model", "inference", "observer_group", "subgroup", "severity_mm",
     "confidence_mean", "confidence_sd", "p_confidence_positive",
     "separability_mean", "separability_sd", "p_separability_drop",
     "fits", "frac_confidence_significant", "frac_separability_significant",
 )
 #: Canonical order of rows; names not listed here follow, alphabetically.
 INFERENCE_ORDER = ("stan-advi", "advi", "nuts", "observed")
+MODEL_ORDER = ("release", "label_specific", "independent", "observer_slopes")
 SIGNIFICANCE_LEVEL = 0.05
+#: The ``model`` of rows that no model produced (inference ``observed``).
+NO_MODEL = "none"
 
-_KEY = ["inference", "observer_group", "subgroup", "severity_mm"]
+_KEY = ["model", "inference", "observer_group", "subgroup", "severity_mm"]
 _STATISTICS = ["confidence_mean", "confidence_sd", "p_confidence_positive",
                "separability_mean", "separability_sd", "p_separability_drop"]
 
@@ -38,9 +43,9 @@ _STATISTICS = ["confidence_mean", "confidence_sd", "p_confidence_positive",
 def fit_table(posterior: az.InferenceData, subgroups: Sequence[str] = ANALYSED_SUBGROUPS) -> pd.DataFrame:
     """Confidence and separability of one fit, one row per (subgroup, severity).
 
-    Columns: inference, observer_group, subgroup, severity_mm and the six statistics.
+    Columns: model, inference, observer_group, subgroup, severity_mm and the six statistics.
     """
-    observer_group, inference = fit_attrs(posterior)
+    model, inference, observer_group = fit_key(posterior)
     cases = posterior_cases(posterior)
     confidence = predictive_confidence(posterior)
     predictive = posterior_predictive(posterior)
@@ -54,6 +59,7 @@ def fit_table(posterior: az.InferenceData, subgroups: Sequence[str] = ANALYSED_S
     )
     table.insert(0, "observer_group", observer_group)
     table.insert(0, "inference", inference)
+    table.insert(0, "model", model)
     return table.loc[:, [*_KEY, *_STATISTICS]]
 
 
@@ -65,6 +71,8 @@ def combine_fits(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
     no fit has a p-value (severity 0, or no confidence columns).
     """
     stacked = pd.concat(tables, ignore_index=True)
+    if "model" not in stacked:
+        stacked.insert(0, "model", NO_MODEL)
     for column in _STATISTICS:
         if column not in stacked:
             stacked[column] = np.nan
@@ -81,15 +89,16 @@ def combine_fits(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
 def summarise_fits(
     posteriors: Sequence[az.InferenceData], subgroups: Sequence[str] = ANALYSED_SUBGROUPS
 ) -> pd.DataFrame:
-    """The perturbation-study rows of one observer group and inference method over its fits (seeds).
+    """The perturbation-study rows of one model, observer group and inference method over its fits (seeds).
 
     Columns ``PERTURBATION_COLUMNS``; with several fits each statistic is the median over the fits.
     """
     if not posteriors:
         raise ValueError("summarise_fits needs at least one posterior")
-    keys = {fit_attrs(posterior) for posterior in posteriors}
+    keys = {fit_key(posterior) for posterior in posteriors}
     if len(keys) > 1:
-        raise ValueError(f"posteriors of different (observer_group, inference) cannot be combined: {sorted(keys)}")
+        raise ValueError(f"posteriors of different (model, inference, observer_group) cannot be combined: "
+                         f"{sorted(keys)}")
     return combine_fits([fit_table(posterior, subgroups) for posterior in posteriors])
 
 
@@ -107,16 +116,16 @@ def perturbation_study_table(
 ) -> pd.DataFrame:
     """The table ``tables/perturbation_study.csv``: every fit summarised, plus ``observed`` rows.
 
-    ``posteriors`` may mix observer groups, inference methods and seeds: fits are grouped by
-    their (inference, observer_group) attrs and combined with :func:`summarise_fits`.
+    ``posteriors`` may mix models, observer groups, inference methods and seeds: fits are grouped
+    by their (model, inference, observer_group) attrs and combined with :func:`summarise_fits`.
     ``observed`` are tables from :func:`~perceptiongap.analysis.observed.observed_separability`
     (their confidence columns stay empty). ``subgroup_names`` renames subgroups in the output,
     e.g. ``{"microcalcifications+soft_tissue_lesions": "merged"}`` for ``merged_subgroups.csv``.
-    Rows are ordered by inference, observer group, subgroup (as given) and severity.
+    Rows are ordered by model, inference, observer group, subgroup (as given) and severity.
     """
-    by_fit: dict[tuple[str, str], list[az.InferenceData]] = {}
+    by_fit: dict[tuple[str, str, str], list[az.InferenceData]] = {}
     for posterior in posteriors:
-        by_fit.setdefault(fit_attrs(posterior), []).append(posterior)
+        by_fit.setdefault(fit_key(posterior), []).append(posterior)
     blocks = [summarise_fits(fits, subgroups) for fits in by_fit.values()]
     blocks += [combine_fits([table]) for table in observed]
     if not blocks:
@@ -125,6 +134,7 @@ def perturbation_study_table(
     table = table.sort_values(
         _KEY,
         key=lambda column: {
+            "model": lambda c: _rank(c, (*MODEL_ORDER, NO_MODEL)),
             "inference": lambda c: _rank(c, INFERENCE_ORDER),
             "observer_group": lambda c: _rank(c, PAPER_OBSERVER_GROUPS),
             "subgroup": lambda c: _rank(c, tuple(subgroups)),

@@ -5,11 +5,18 @@ For breast n in subgroup g = g(n) with label l = l(n) (malignant or not), observ
 * ``release`` (METHOD §5, the paper's): logit = b[g] + mu[n] + gamma[s, g] + nu[r, g];
   gamma[0, g] = 0 and gamma[s, g] = delta[1, g] + ... + delta[s, g], every latent N(0, 1).
 * ``label_specific``: gamma[s, g, l] instead, a random walk per (g, l) as in the release
-  (gamma[0, g, l] = 0, increments N(0, 1)). Filtering can then move malignant and other breasts
-  apart or together, so the change in class separability is a parameter (see
-  :mod:`perceptiongap.analysis.separability_effects`). Its ``gamma[s, g]`` (predictive confidence)
-  is the mean over the subgroup's breasts, gamma[s, g, l] weighted by how many breasts of each
-  label subgroup g has; ``gamma_label`` keeps the label-specific effects.
+  (gamma[0, g, l] = 0, increments N(0, 1)), and a bias per (g, l), b[g, l] ~ N(0, 1). Filtering
+  can then move malignant and other breasts apart or together, so the change in class
+  separability is a parameter (see :mod:`perceptiongap.analysis.separability_effects`). The bias
+  per label carries the unperturbed separation of malignant from other breasts: without it only
+  the breasts' mu, shrunk towards 0 by their N(0, 1) prior, could, and the label-specific gammas
+  would take up the separation the prior denies mu at every perturbed severity (measured on a
+  simulated study whose malignant breasts are 2 logits apart and have no label-specific effect at
+  0.5 mm: without b[g, l], gamma[0.5 mm, g, l] came out +0.31 and -0.94 where the truth is -0.3
+  for both labels, and the checks of :mod:`perceptiongap.analysis.ppc` failed at severity 0; with
+  it, -0.17 and -0.33, and none failed). Its ``gamma[s, g]`` (predictive confidence) and ``b[g]`` are the means over
+  the subgroup's breasts, weighted by how many breasts of each label subgroup g has;
+  ``gamma_label`` and ``b_label`` keep the label-specific values.
 * ``independent``: gamma[s, g] ~ N(0, 1) for each s > 0 on its own (no random walk), gamma[0, g] = 0.
 * ``observer_slopes``: the release model with each observer's severity effect scaled,
   logit = b[g] + mu[n] + lambda[r] gamma[s, g] + nu[r, g], lambda[r] = exp(tau z[r]),
@@ -55,14 +62,17 @@ def label_weights(counts: jnp.ndarray) -> jnp.ndarray:
 
 def _label_specific(params: Mapping, design: Mapping) -> Derived:
     gamma_label = severity_effects(params["delta"])  # (S, G, L)
-    gamma = jnp.sum(gamma_label * label_weights(design["subgroup_label_counts"]).astype(gamma_label.dtype), axis=-1)
+    b_label = params["b_label"]  # (G, L)
+    weights = label_weights(design["subgroup_label_counts"]).astype(gamma_label.dtype)
     mu = params["mu"]
-    one_hot = jax.nn.one_hot(design["case_subgroup"], params["b"].shape[-1], dtype=mu.dtype)  # (C, G)
+    one_hot = jax.nn.one_hot(design["case_subgroup"], b_label.shape[0], dtype=mu.dtype)  # (C, G)
     malignant = design["case_malignant"].astype(mu.dtype)  # (C,)
+    case_bias = (one_hot @ b_label[:, 0]) * malignant + (one_hot @ b_label[:, 1]) * (1.0 - malignant) + mu
     severity_effect = ((gamma_label[..., 0] @ one_hot.T) * malignant
                        + (gamma_label[..., 1] @ one_hot.T) * (1.0 - malignant))  # (S, C)
-    effects = (one_hot @ params["b"] + mu, severity_effect, params["nu"] @ one_hot.T)
-    return Derived({"gamma": gamma, "gamma_label": gamma_label}, effects)
+    deterministic = {"b": jnp.sum(b_label * weights, axis=-1), "gamma": jnp.sum(gamma_label * weights, axis=-1),
+                     "gamma_label": gamma_label}
+    return Derived(deterministic, (case_bias, severity_effect, params["nu"] @ one_hot.T))
 
 
 def _observer_slopes(params: Mapping, design: Mapping) -> Derived:
@@ -83,11 +93,13 @@ RELEASE = ModelSpec(
 )
 LABEL_SPECIFIC = ModelSpec(
     name="label_specific",
-    summary="gamma[s, g, l] for malignant and non-malignant breasts apart, each a random walk; filtering can "
-            "change class separability.",
-    sites=(*_BASE, Site("delta", ("severity_step", "subgroup", "label")), _NU),
+    summary="b[g, l] and gamma[s, g, l] for malignant and non-malignant breasts apart, gamma a random walk; "
+            "filtering can change class separability.",
+    sites=(Site("b_label", ("subgroup", "label")), Site("mu", ("case",)),
+           Site("delta", ("severity_step", "subgroup", "label")), _NU),
     derive=_label_specific,
-    deterministic_dims={"gamma": ("severity", "subgroup"), "gamma_label": ("severity", "subgroup", "label")},
+    deterministic_dims={"b": ("subgroup",), "gamma": ("severity", "subgroup"),
+                        "gamma_label": ("severity", "subgroup", "label")},
 )
 INDEPENDENT = ModelSpec(
     name="independent",

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -27,11 +26,13 @@ from perceptiongap.vocabulary import MERGED_SUBGROUP
 __all__ = [
     "available_cores",
     "dense_groups",
+    "FitTask",
     "first_of_each_kind_first",
     "fit_study",
     "model_data_for",
     "model_groups",
     "plan_fits",
+    "run_fit_task",
 ]
 
 #: ``on_fit(job, seconds)``: called after each fit (``seconds`` None when it was already on disk).
@@ -45,13 +46,16 @@ def plan_fits(
     seed: int = 0,
     advi_seeds: int = 5,
     merged: bool = True,
+    models: Sequence[str] = ("release",),
 ) -> list[FitJob]:
-    """Every fit of a study: ``stan-advi`` once per seed ``seed .. seed + advi_seeds - 1``, the others once."""
+    """Every fit of a study, per model variant: ``stan-advi`` once per seed ``seed .. seed +
+    advi_seeds - 1``, the others once."""
     jobs = []
-    for inference in inference_methods:
-        seeds = range(seed, seed + advi_seeds) if inference == "stan-advi" else (seed,)
-        for merge in (False, True) if merged else (False,):
-            jobs += [FitJob(group, inference, s, merge) for group in observer_groups for s in seeds]
+    for model in models:
+        for inference in inference_methods:
+            seeds = range(seed, seed + advi_seeds) if inference == "stan-advi" else (seed,)
+            for merge in (False, True) if merged else (False,):
+                jobs += [FitJob(group, inference, s, merge, model) for group in observer_groups for s in seeds]
     return jobs
 
 
@@ -124,6 +128,40 @@ def first_of_each_kind_first(jobs: Sequence[FitJob], kind: Callable[[FitJob], ob
     return leading + [job for job in jobs if job not in leading]
 
 
+class FitTask:
+    """One fit as the engine runs it (picklable: it travels to Dask workers): the job and its model data.
+
+    Calling it fits and returns the posterior, its ``fit_seconds`` and ``merged`` recorded in its attrs.
+    """
+
+    def __init__(self, job: FitJob, data: object, source: str | Path = "observations"):
+        self.job, self.data, self.source = job, data, str(source)
+
+    def __call__(self) -> object:
+        import perceptiongap.model as model
+        from perceptiongap.model.stan_advi import ADVIError
+
+        start = time.perf_counter()
+        try:
+            posterior = model.fit(self.data, self.job.inference, self.job.seed, model=self.job.model)
+        except ADVIError as error:
+            raise InputError(f"{self.job.describe()}: {error}", source=self.source) from error
+        posterior.posterior.attrs["fit_seconds"] = time.perf_counter() - start
+        posterior.posterior.attrs["merged"] = int(self.job.merged)
+        return posterior
+
+
+def run_fit_task(task: FitTask) -> object:
+    """The engine's function: ``task()``."""
+    return task()
+
+
+def _save_posterior(posterior: object, path: Path) -> None:
+    from perceptiongap.model import save_posterior
+
+    save_posterior(posterior, path)
+
+
 def fit_study(
     model_data: Mapping[tuple[str, bool], object],
     jobs: Sequence[FitJob],
@@ -131,65 +169,39 @@ def fit_study(
     *,
     on_fit: OnFit | None = None,
     workers: int | None = None,
+    cluster: str | None = None,
     source: str | Path = "observations",
 ) -> list[Path]:
     """Run every job whose posterior is not on disk yet; return the paths of all jobs' posteriors.
 
-    ``model_data`` is :func:`model_data_for` of the jobs. ADVI fits (``stan-advi``, ``advi``) run
-    ``workers`` at a time in threads (default: one per core); each is mostly single-threaded XLA
-    work, and XLA runs the threads' computations side by side. The first fit of each array shape
-    goes first, so that no two threads compile the same function. NUTS fits run one at a time,
-    since their chains already occupy the cores. A fit's numbers do not depend on the thread that
-    ran it. ``on_fit(job, seconds)`` is called after each job, from this thread (``seconds`` None
-    when it was already done). Each posterior is written atomically as soon as it is done. A fit
-    whose ADVI step-size search fails is an :class:`InputError` naming the fit (and ``source``);
-    fits finished before it are kept.
+    ``model_data`` is :func:`model_data_for` of the jobs. With ``cluster`` (``local:N`` or a Dask
+    scheduler address) every fit runs on dask.distributed (:func:`perceptiongap.engine.run_tasks`).
+    Otherwise ADVI fits (``stan-advi``, ``advi``) run ``workers`` at a time in threads (default: one
+    per core); each is mostly single-threaded XLA work, and XLA runs the threads' computations side by
+    side. The first fit of each array shape goes first, so that no two threads compile the same
+    function. NUTS fits run one at a time, since their chains already occupy the cores. A fit's
+    numbers do not depend on the thread or worker that ran it. ``on_fit(job, seconds)`` is called
+    after each job, from this thread (``seconds`` None when it was already done). Each posterior is
+    written atomically as soon as it is done. A fit whose ADVI step-size search fails is an
+    :class:`InputError` naming the fit (and ``source``); fits finished before it are kept.
     """
-    from perceptiongap.model import fit, save_posterior
-    from perceptiongap.model.stan_advi import ADVIError
+    from perceptiongap.engine import TaskStore, run_tasks
 
-    todo = []
-    for job in jobs:
-        if job.path(results_dir).is_file():
-            if on_fit:
-                on_fit(job, None)
-        else:
-            todo.append(job)
-
-    def run(job: FitJob) -> float:
-        start = time.perf_counter()
-        try:
-            posterior = fit(model_data[job.observer_group, job.merged], job.inference, job.seed)
-        except ADVIError as error:
-            raise InputError(f"{job.describe()}: {error}", source=source) from error
-        seconds = time.perf_counter() - start
-        posterior.posterior.attrs["fit_seconds"] = seconds
-        posterior.posterior.attrs["merged"] = int(job.merged)
-        save_posterior(posterior, job.path(results_dir))
-        return seconds
+    store = TaskStore(path=lambda task: task.job.path(results_dir), save=_save_posterior)
+    tasks = [FitTask(job, model_data[job.observer_group, job.merged], source) for job in jobs]
+    report = None if on_fit is None else (lambda task, seconds: on_fit(task.job, seconds))
+    if cluster is not None:
+        run_tasks(tasks, run_fit_task, store=store, cluster=cluster, on_done=report)
+        return [job.path(results_dir) for job in jobs]
 
     array_shapes = {
         key: tuple((name, None if value is None else np.shape(value)) for name, value in data.arrays().items())
         for key, data in model_data.items()
     }
     side_by_side = first_of_each_kind_first(
-        [job for job in todo if job.inference != "nuts"],
-        lambda job: (job.inference, array_shapes[job.observer_group, job.merged]),
+        [task for task in tasks if task.job.inference != "nuts"],
+        lambda task: (task.job.model, task.job.inference, array_shapes[task.job.observer_group, task.job.merged]),
     )
-    with ThreadPoolExecutor(max_workers=workers or available_cores()) as executor:
-        futures = {executor.submit(run, job): job for job in side_by_side}
-        try:
-            for future in as_completed(futures):
-                seconds = future.result()
-                if on_fit:
-                    on_fit(futures[future], seconds)
-        except BaseException:
-            # Interrupted or failed: start nothing new; fits in flight finish and are kept.
-            executor.shutdown(wait=True, cancel_futures=True)
-            raise
-    for job in todo:
-        if job.inference == "nuts":
-            seconds = run(job)
-            if on_fit:
-                on_fit(job, seconds)
+    run_tasks(side_by_side, run_fit_task, store=store, threads=workers or available_cores(), on_done=report)
+    run_tasks([task for task in tasks if task.job.inference == "nuts"], run_fit_task, store=store, on_done=report)
     return [job.path(results_dir) for job in jobs]
