@@ -90,10 +90,14 @@ def grid(source, reps: int, cluster: str | None, design: str, batch_size: int) -
     print(f"grid: 3 x 3 cells x {reps} reps = {9 * reps} fits, {design} design, "
           f"batches of {batch_size}, {'local' if cluster is None else cluster} ({_load()} at start)")
     started = time.perf_counter()
-    for result in run_cells(cells, source, settings, cluster=cluster):
+
+    def cell_done(cell, seconds):
+        print(f"  {cell.name}: {seconds:.0f} s, done at {time.perf_counter() - started:.0f} s ({_load()})", flush=True)
+
+    results = run_cells(cells, source, settings, cluster=cluster, on_done=cell_done)
+    for result in results:
         power = result.rejections.groupby("criterion")["reject"].mean()
-        print(f"  {result.cell.name}: done at {time.perf_counter() - started:.0f} s; mean power "
-              + ", ".join(f"{k} {v:.2f}" for k, v in power.items()) + f" ({_load()})", flush=True)
+        print(f"  {result.cell.name}: mean power " + ", ".join(f"{k} {v:.2f}" for k, v in power.items()))
     total = time.perf_counter() - started
     print(f"grid total: {total:.0f} s ({total / 60:.1f} min; goal <= 20 min) = {9 * reps / total:.2f} fits/s "
           f"({_load()} at end)")

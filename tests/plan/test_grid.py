@@ -76,7 +76,7 @@ def test_a_grid_on_a_two_worker_local_cluster_equals_the_local_run(tmp_path):
     settings = _settings(4, seed=9, batch_size=4)
     local = {result.cell: result for result in run_cells(cells, source, settings)}
     remote = {result.cell: result for result in run_cells(cells, source, settings, cluster="local:2")}
-    assert set(remote) == set(cells)
+    assert set(remote) == set(cells) == set(local)
     for cell in cells:
         pd.testing.assert_frame_equal(remote[cell].rejections, local[cell].rejections)
         pd.testing.assert_frame_equal(remote[cell].gamma_sd, local[cell].gamma_sd)

@@ -13,20 +13,20 @@ default is 1 (one study per compiled call): on the 2-core CPU, batches of 4-25 m
 as many fits per second as one at a time (``benchmarks/plan.py``); a single study's fit is already
 one compiled XLA program, so batching saves no dispatch, and its batched gathers and solves cost more.
 
-Many cells run through :func:`perceptiongap.predict.runner.run_on_dask` (the project's Dask
-runner, ``local:N`` or a scheduler address): a function of one task, returning a table.
-TODO(engine): when the many-fits engine of issue 13 lands, submit cells through it instead.
+Many cells run through the project's engine for many tasks (:func:`perceptiongap.engine.run_tasks`:
+here, or on Dask with ``local:N`` or a scheduler address), one task per cell.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from perceptiongap.engine import TaskStore, run_tasks
 from perceptiongap.plan.effects import ParameterSource
 from perceptiongap.plan.laplace import LaplaceSettings
 from perceptiongap.readers.design import DESIGNS
@@ -126,19 +126,10 @@ class _CellTask:
 
 
 def run_cells(cells: Sequence[Cell], source: ParameterSource, settings: GridSettings, *,
-              cluster: str | None = None) -> Iterator[CellResult]:
-    """Run ``cells``, yielding each result as it finishes: here, one after another, or on Dask
-    (``cluster``: ``local:N`` or a scheduler address), in any order."""
-    task = _CellTask(source, settings)
-    if cluster is None:
-        for cell in cells:
-            yield task(cell)
-        return
-    from perceptiongap.predict.runner import dask_client, run_on_dask
-
-    with dask_client(cluster) as client:
-        for _, result in run_on_dask(cells, task, client):
-            yield result
-
-
-ProgressCallback = Callable[[int, int], None]
+              cluster: str | None = None, store: TaskStore | None = None,
+              on_done: Callable[[Cell, float | None], None] | None = None) -> list[CellResult | None]:
+    """Run ``cells`` through the engine (:func:`perceptiongap.engine.run_tasks`): here, one after
+    another, or on Dask (``cluster``: ``local:N`` or a scheduler address), one task per cell. With
+    a ``store``, cells already on disk are skipped (None in the list) and each new one is saved as
+    it finishes. Results in the order of ``cells``."""
+    return run_tasks(list(cells), _CellTask(source, settings), store=store, cluster=cluster, on_done=on_done)

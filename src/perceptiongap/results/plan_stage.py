@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from perceptiongap.engine import TaskStore
 from perceptiongap.errors import InputError
 from perceptiongap.files import atomic_path, atomic_write_text, check_out_dir
 from perceptiongap.locks import output_lock
@@ -148,17 +149,18 @@ def plan(
         pending = [cell for cell in cells if not (cells_dir / f"{cell.name}.csv").exists()]
         if on_message and len(pending) < len(cells):
             on_message(f"resuming: {len(cells) - len(pending)} of {len(cells)} cells already done")
-        done = len(cells) - len(pending)
+        done = 0
         if on_progress:
-            on_progress("grid cells", done, len(cells))
-        for result in run_cells(pending, source, settings, cluster=cluster):
-            with atomic_path(cells_dir / f"{result.cell.name}.sd.csv") as tmp:
-                result.gamma_sd.to_csv(tmp, index=False)
-            with atomic_path(cells_dir / f"{result.cell.name}.csv") as tmp:  # written last: the cell is done
-                result.rejections.to_csv(tmp, index=False)
+            on_progress("grid cells", 0, len(cells))
+
+        def cell_done(cell, seconds):
+            nonlocal done
             done += 1
             if on_progress:
                 on_progress("grid cells", done, len(cells))
+
+        store = TaskStore(path=lambda cell: cells_dir / f"{cell.name}.csv", save=_save_cell)
+        run_cells(cells, source, settings, cluster=cluster, store=store, on_done=cell_done)
         _write_outputs(out, cells, source.severity_mm, curve_severity, record)
     return out
 
@@ -173,6 +175,14 @@ def _read_cells(cells_dir: Path, cells, suffix: str) -> pd.DataFrame:
         frame = pd.read_csv(cells_dir / f"{cell.name}{suffix}.csv")
         frames.append(frame.assign(readers=cell.readers, exams=cell.exams, design=cell.design))
     return pd.concat(frames, ignore_index=True)
+
+
+def _save_cell(result, path: Path) -> None:
+    """The cell's sds, then its rejections (``path``, written last: its presence marks the cell done)."""
+    with atomic_path(path.with_name(f"{result.cell.name}.sd.csv")) as tmp:
+        result.gamma_sd.to_csv(tmp, index=False)
+    with atomic_path(path) as tmp:
+        result.rejections.to_csv(tmp, index=False)
 
 
 def _curve_severity(curve_severity: float | None, severity_mm: Sequence[float]) -> float:
