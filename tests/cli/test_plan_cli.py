@@ -91,3 +91,12 @@ def test_a_second_writer_is_refused_while_another_process_holds_the_folder(tmp_p
         holder.kill()
         holder.wait()
     assert code == 2 and len(err.strip().splitlines()) == 1 and "plan" in err and str(out) in err
+
+
+def test_the_stage_is_reachable_from_the_package_and_the_package_stays_the_package():
+    import perceptiongap
+    import perceptiongap.plan
+    from perceptiongap.results.plan_stage import plan
+
+    assert perceptiongap.plan_study is plan
+    assert perceptiongap.plan.__name__ == "perceptiongap.plan"
