@@ -9,12 +9,10 @@ cell on a Dask worker gives the same table as in this process.
 The replications of a cell are simulated, then fitted ``batch_size`` at a time with one
 ``jax.vmap`` (:func:`perceptiongap.plan.laplace.fit_studies`); the last batch is padded with
 copies of the first study, whose fits are dropped, so every batch has one compiled shape. The
-default is 1 (one study per compiled call): on the 2-core CPU, batches of 4-25 measured about half
-as many fits per second as one at a time (``benchmarks/plan.py``); a single study's fit is already
-one compiled XLA program, so batching saves no dispatch, and its batched gathers and solves cost more.
-
-Many cells run through the project's engine for many tasks (:func:`perceptiongap.engine.run_tasks`:
-here, or on Dask with ``local:N`` or a scheduler address), one task per cell.
+default is 1 (one study per compiled call): on the 2-core CPU, batches measured 0.5x-1.1x the fits
+per second of one at a time (``benchmarks/plan.py``, several runs), and the whole grid 2x slower in
+batches of 25; a single study's fit is already one compiled XLA program, so batching saves no
+dispatch.
 """
 
 from __future__ import annotations
