@@ -100,3 +100,20 @@ def test_the_stage_is_reachable_from_the_package_and_the_package_stays_the_packa
 
     assert perceptiongap.plan_study is plan
     assert perceptiongap.plan.__name__ == "perceptiongap.plan"
+
+
+@pytest.mark.slow
+def test_plan_from_a_results_folder_draws_from_its_posterior(tmp_path, capsys):
+    from tests.plan.helpers import fitted_posterior
+
+    results = tmp_path / "results"
+    posterior_path = results / "posteriors" / "release" / "nuts" / "radiologists" / "seed0.nc"
+    posterior_path.parent.mkdir(parents=True)
+    fitted_posterior().to_netcdf(posterior_path)
+    out = tmp_path / "plan"
+    code, _, err = run_cli(["plan", "--from", results, "--observer-group", "radiologists", "--out", out,
+                            "--readers", "3", "--exams", "40", "--designs", "release", "--reps", "2"], capsys)
+    assert code == 0, err
+    power = pd.read_csv(out / "power.csv")
+    assert set(power["severity_mm"]) == {1.0, 4.0} and len(power) == 8
+    assert json.loads((out / "plan.json").read_text())["parameters"] == str(posterior_path)

@@ -7,7 +7,7 @@ import pytest
 
 from perceptiongap.errors import InputError
 from perceptiongap.plan.effects import DEFAULT_PREVALENCE, effects_from_csv
-from tests.plan.helpers import write_effects
+from tests.plan.helpers import fitted_posterior, write_effects
 
 
 def test_stated_gamma_is_kept_and_the_rest_comes_from_the_priors(tmp_path):
@@ -54,28 +54,13 @@ def test_label_specific_needs_delta(tmp_path):
 
 
 def test_a_posterior_gives_its_draws_the_readers_spread_and_each_class_of_breasts(tmp_path):
-    import arviz as az
-    import xarray as xr
-
     from perceptiongap.plan.effects import effects_from_posterior
 
-    rng = np.random.default_rng(0)
-    subgroups = ["microcalcifications", "soft_tissue_lesions", "nonbiopsied"]
-    case_subgroup = np.array(["microcalcifications"] * 20 + ["soft_tissue_lesions"] * 20 + ["nonbiopsied"] * 40)
-    case_label = np.array((["malignant"] * 5 + ["benign"] * 15) * 2 + ["nonbiopsied"] * 40)
-    mu = rng.normal(0, 1, (2, 50, 80)) + 2.0 * (case_label == "malignant")
-    nu = rng.normal(0, 0.5, (2, 50, 7, 3))
-    gamma = np.zeros((2, 50, 3, 3))
-    gamma[:, :, 1:] = -1.0
-    posterior = az.InferenceData(
-        posterior=xr.Dataset({
-            "b": (("chain", "draw", "subgroup"), rng.normal(size=(2, 50, 3))),
-            "mu": (("chain", "draw", "case"), mu),
-            "gamma": (("chain", "draw", "severity", "subgroup"), gamma),
-            "nu": (("chain", "draw", "observer", "subgroup"), nu),
-        }, coords={"subgroup": subgroups, "severity": [0.0, 1.0, 4.0]}),
-        constant_data=xr.Dataset({"case_label": ("case", case_label), "case_subgroup": ("case", case_subgroup)}),
-    )
+    posterior = fitted_posterior()
+    case_subgroup = posterior.constant_data["case_subgroup"].values
+    case_label = posterior.constant_data["case_label"].values
+    mu, nu = posterior.posterior["mu"].values, posterior.posterior["nu"].values
+    subgroups = list(posterior.posterior["subgroup"].values)
     source = effects_from_posterior(posterior)
     assert source.subgroups == tuple(subgroups) and source.severity_mm == (0.0, 1.0, 4.0)
     assert source.n_draws == 100

@@ -32,7 +32,9 @@ DEFAULT_ANALYSED = ("microcalcifications", "soft_tissue_lesions")
 def _posterior_file(results_dir: Path, observer_group: str, inference: str | None) -> Path:
     if not results_dir.is_dir():
         raise InputError("not a results folder", source=results_dir)
-    found = sorted(results_dir.glob(f"posteriors/*/{observer_group}/seed*.nc"))
+    # posteriors/<model>/<inference>/<group>/ (the release model's only), or the older <inference>/<group>/.
+    found = sorted({*results_dir.glob(f"posteriors/release/*/{observer_group}/seed*.nc"),
+                    *results_dir.glob(f"posteriors/*/{observer_group}/seed*.nc")})
     if inference is not None:
         found = [path for path in found if path.parent.parent.name == inference]
     if not found:
