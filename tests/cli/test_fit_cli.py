@@ -61,7 +61,7 @@ def test_fit_writes_one_posterior_per_fit(results):
 def test_analyse_writes_the_tables_with_their_columns(results):
     table = pd.read_csv(results / "tables" / "perturbation_study.csv")
     assert list(table.columns) == [
-        "inference", "observer_group", "subgroup", "severity_mm", "confidence_mean", "confidence_sd",
+        "model", "inference", "observer_group", "subgroup", "severity_mm", "confidence_mean", "confidence_sd",
         "p_confidence_positive", "separability_mean", "separability_sd", "p_separability_drop", "fits",
         "frac_confidence_significant", "frac_separability_significant",
     ]
@@ -74,6 +74,7 @@ def test_analyse_writes_the_tables_with_their_columns(results):
     merged = pd.read_csv(results / "tables" / "merged_subgroups.csv")
     assert set(merged["subgroup"]) == {"merged"}
     assert (results / "tables" / "fits.csv").is_file() and (results / "tables" / "conclusions.csv").is_file()
+    assert set(table["model"]) == {"release", "none"}  # none: the observed rows, no model
 
 
 def test_simulated_severity_effect_is_found(results):

@@ -199,7 +199,7 @@ def test_a_subgroup_option_naming_no_subgroup_of_the_cases_is_refused(study, tmp
 
 def test_analyse_refuses_a_folder_whose_planned_fits_are_missing(fitted, tmp_path, capsys):
     out = copy_of(fitted, tmp_path)
-    (out / "posteriors" / "stan-advi" / "networks" / "seed0.nc").unlink()
+    (out / "posteriors" / "release" / "stan-advi" / "networks" / "seed0.nc").unlink()
     line = one_line_error(*run_cli(["analyse", out, "--no-report"], capsys)[::2])
     assert "1 of the 2 planned fits are not on disk (the first: posteriors/release/stan-advi/networks/seed0.nc)" in line
     assert not (out / "tables").exists()
@@ -280,7 +280,8 @@ def test_a_study_with_three_subgroups_of_its_own_names_goes_through_fit_analyse_
     figures = sorted(p.stem for p in (out / "figures").glob("*.png"))
     assert figures == ["elbo_stan-advi", "merged_subgroups_networks_stan-advi",
                        "perturbation_study_networks_calcification_stan-advi",
-                       "perturbation_study_networks_distortion_stan-advi", "perturbation_study_networks_mass_stan-advi"]
+                       "perturbation_study_networks_distortion_stan-advi", "perturbation_study_networks_mass_stan-advi",
+                       "ppc_networks", "ppc_readers"]
     assert "networks, mass and calcification merged: refit under stan-advi" in html
     assert "refitting with mass and calcification as one subgroup" in html
     assert "not evaluated (this study has no microcalcifications subgroup" in html
