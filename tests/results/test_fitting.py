@@ -96,3 +96,19 @@ def test_a_group_the_model_cannot_take_is_refused_naming_the_file(break_study, m
     with pytest.raises(InputError) as info:
         model_data_for(observations, cases, jobs, choose_subgroups(cases), source="study/obs.csv")
     assert str(info.value) == f"study/obs.csv: {message}"
+
+
+def test_each_model_gets_its_own_posteriors_and_both_layouts_are_found(tmp_path):
+    from perceptiongap.results.layout import ResultsFolder
+
+    jobs = plan_fits(["readers"], ["nuts"], merged=True, models=("release", "label_specific"))
+    assert [job.relative_path for job in jobs] == [
+        "posteriors/release/nuts/readers/seed0.nc", "posteriors/release/nuts/readers__merged/seed0.nc",
+        "posteriors/label_specific/nuts/readers/seed0.nc", "posteriors/label_specific/nuts/readers__merged/seed0.nc"]
+    older = tmp_path / "posteriors" / "stan-advi" / "readers" / "seed0.nc"
+    for path in [older, *(job.path(tmp_path) for job in jobs)]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+    separate, merged = ResultsFolder(tmp_path).find_posteriors()
+    assert set(separate) == {older, jobs[0].path(tmp_path), jobs[2].path(tmp_path)}
+    assert set(merged) == {jobs[1].path(tmp_path), jobs[3].path(tmp_path)}

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from perceptiongap.errors import InputError
 from perceptiongap.study import write_table
 
 from ..cli.helpers import run_cli
@@ -285,3 +286,21 @@ def test_a_study_with_three_subgroups_of_its_own_names_goes_through_fit_analyse_
     assert "networks, mass and calcification merged: refit under stan-advi" in html
     assert "refitting with mass and calcification as one subgroup" in html
     assert "not evaluated (this study has no microcalcifications subgroup" in html
+
+
+@pytest.mark.parametrize(("model", "message"), [
+    ("relase", "unknown model 'relase'; choose from release, label_specific, independent, observer_slopes"),
+    (",", "unknown model ','; choose from release, label_specific, independent, observer_slopes"),
+])
+def test_an_unknown_model_is_one_line_naming_the_option(model, message):
+    from perceptiongap.results.stages import parse_models
+
+    with pytest.raises(InputError) as info:
+        parse_models(model)
+    assert (str(info.value), info.value.source) == (f"model: {message}", "model")
+
+
+def test_models_are_read_from_a_comma_separated_list_in_order_without_repeats():
+    from perceptiongap.results.stages import parse_models
+
+    assert parse_models("label_specific, release,label_specific") == ["label_specific", "release"]
