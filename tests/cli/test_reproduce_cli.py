@@ -59,7 +59,9 @@ def test_stan_advi_stops_early_by_its_rule_on_the_release(reproduced):
     out, _ = reproduced
     from perceptiongap.model import load_posterior
 
-    for path in (out / "posteriors" / "stan-advi").glob("*/seed0.nc"):
+    paths = sorted((out / "posteriors" / "release" / "stan-advi").glob("*/seed0.nc"))
+    assert paths, "no stan-advi posteriors where the layout puts them"
+    for path in paths:
         attrs = load_posterior(path).posterior.attrs
         assert 200 <= attrs["iterations"] <= 5000, path
         assert_stopped_by_stan_rule(attrs)
