@@ -62,8 +62,9 @@ def test_analyse_writes_the_tables_with_their_columns(results):
     table = pd.read_csv(results / "tables" / "perturbation_study.csv")
     assert list(table.columns) == [
         "model", "inference", "observer_group", "subgroup", "severity_mm", "confidence_mean", "confidence_sd",
-        "p_confidence_positive", "separability_mean", "separability_sd", "p_separability_drop", "fits",
-        "frac_confidence_significant", "frac_separability_significant",
+        "p_confidence_positive", "p_confidence_above_margin", "separability_mean", "separability_sd",
+        "p_separability_drop", "separability_drop_upper", "fits", "frac_confidence_significant",
+        "frac_separability_significant",
     ]
     fits = table.groupby(["inference", "observer_group"])["fits"].first().to_dict()
     assert fits == {("nuts", "networks"): 1, ("nuts", "readers"): 1, ("stan-advi", "networks"): 2,

@@ -90,3 +90,10 @@ def test_a_folder_of_the_layout_before_model_variants_is_not_resumed_but_named(t
     with pytest.raises(InputError, match=r"written before model variants \(its posteriors lie in posteriors/nuts/"):
         check_resumable(old, new, folder, None)
     check_resumable(new, new, folder, None)  # the current layout resumes
+
+
+def test_keeping_every_draw_or_not_is_a_setting_a_resumed_run_must_match():
+    compact, complete = record(keep_all_draws=False), record(keep_all_draws=True)
+    assert resume_differences(compact, complete) == ["`keep_all_draws` True (the folder's: False)"]
+    # A folder written before the setting existed holds every draw; either choice may resume it.
+    assert resume_differences(record(keep_all_draws=None), compact) == []

@@ -22,6 +22,7 @@ import numpy as np
 import xarray as xr
 
 from perceptiongap.errors import InputError
+from perceptiongap.model.posterior_io import PREDICTIVE_MEAN_GROUP
 
 #: The variables the analyses read, with the dims each must have after (chain, draw).
 POSTERIOR_DIMS: dict[str, tuple[str, ...]] = {
@@ -51,9 +52,15 @@ class CaseInfo:
 
 
 def posterior_group(posterior: az.InferenceData | xr.Dataset, source: str = "posterior") -> xr.Dataset:
-    """The ``posterior`` group, checked to hold the model's variables with their named dims."""
+    """The ``posterior`` group, checked to hold the model's variables with their named dims.
+
+    A compact posterior (a results folder's default) lacks ``mu`` and has its posterior predictive mean instead.
+    """
     dataset = posterior.posterior if isinstance(posterior, az.InferenceData) else posterior
+    compact = isinstance(posterior, az.InferenceData) and PREDICTIVE_MEAN_GROUP in posterior.groups()
     for name, dims in POSTERIOR_DIMS.items():
+        if compact and name == "mu" and name not in dataset:
+            continue
         if name not in dataset:
             raise InputError(f"variable {name!r} is missing", source=source)
         if set(dataset[name].dims) != {*SAMPLE_DIMS, *dims}:
@@ -79,7 +86,7 @@ def posterior_cases(posterior: az.InferenceData, source: str = "posterior") -> C
     for name in ("case_label", "case_subgroup"):
         if name not in constant or constant[name].dims != ("case",):
             raise InputError(f"constant_data variable {name!r} (case) is missing", source=source)
-    n_cases = posterior.posterior.sizes["case"]
+    n_cases = posterior.posterior.sizes.get("case", constant.sizes["case"])
     if constant.sizes["case"] != n_cases:
         raise InputError(
             f"constant_data has {constant.sizes['case']} cases, the posterior {n_cases}", source=source
