@@ -138,15 +138,19 @@ def _label_index(dataset: xr.Dataset, cases: CaseInfo, variable: str) -> np.ndar
     return np.where(cases.label == MALIGNANT, malignant, 1 - malignant)
 
 
-def case_bias_draws(dataset: xr.Dataset, cases: CaseInfo, dtype: type = np.float64) -> np.ndarray:
-    """Each case's bias b[g] + mu[n] as draws (sample, case); b[g, l] of its label where the
+def subgroup_bias_draws(dataset: xr.Dataset, cases: CaseInfo, dtype: type = np.float64) -> np.ndarray:
+    """Each case's subgroup bias b[g] as draws (sample, case); b[g, l] of its label where the
     posterior has ``b_label``."""
     subgroup = subgroup_index(dataset, cases.subgroup)
     if "b_label" in dataset:
-        bias = draws(dataset, "b_label", dtype)[:, subgroup, _label_index(dataset, cases, "b_label")]
-    else:
-        bias = draws(dataset, "b", dtype)[:, subgroup]
-    return bias + draws(dataset, "mu", dtype)
+        return draws(dataset, "b_label", dtype)[:, subgroup, _label_index(dataset, cases, "b_label")]
+    return draws(dataset, "b", dtype)[:, subgroup]
+
+
+def case_bias_draws(dataset: xr.Dataset, cases: CaseInfo, dtype: type = np.float64) -> np.ndarray:
+    """Each case's bias b[g] + mu[n] as draws (sample, case); b[g, l] of its label where the
+    posterior has ``b_label``."""
+    return subgroup_bias_draws(dataset, cases, dtype) + draws(dataset, "mu", dtype)
 
 
 def severity_effect_draws(dataset: xr.Dataset, cases: CaseInfo, dtype: type = np.float64
