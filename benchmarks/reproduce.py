@@ -4,7 +4,8 @@ Usage: python benchmarks/reproduce.py [--inference stan-advi,nuts] [--model rele
                                       [--advi-seeds 5] [--cluster local:2] [--out DIR]
 
 Prints the seconds of each stage (import, fits per method, posterior predictive for all groups,
-analysis, figures and report) and, in the same run, the release's approach to the posterior predictive (a Python
+analysis, figures and report), wall clock and this process's CPU time (all threads; less sensitive to
+other work on a shared machine), with the load average before and after and, in the same run, the release's approach to the posterior predictive (a Python
 loop over observers x severities x breasts averaging sigmoid over draws) timed on a subset and
 extrapolated, with the ratio. Goals (2-core machine): stan-advi with 5 seeds < 120 s, nuts < 300 s,
 posterior predictive for all groups < 1 s. With several ``--model`` each model's fits are timed
@@ -68,21 +69,34 @@ def main() -> None:
 
     out = args.out or Path(tempfile.mkdtemp(prefix="perceptiongap-bench-"))
     timings: dict[str, float] = {}
-    start_all = time.perf_counter()
+    cpu: dict[str, float] = {}
+    load_before = os.getloadavg()
+    start_all, cpu_all = time.perf_counter(), time.process_time()
 
-    start = time.perf_counter()
-    observations, cases = import_release(locate_release())
-    write_study_into(ResultsFolder(out), observations, cases)
-    timings["locate + import release"] = time.perf_counter() - start
+    class stage:
+        """Times one stage, wall clock and CPU."""
+
+        def __init__(self, name: str):
+            self.name = name
+
+        def __enter__(self):
+            self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+        def __exit__(self, *exc):
+            timings[self.name] = time.perf_counter() - self.wall
+            cpu[self.name] = time.process_time() - self.cpu
+
+    with stage("locate + import release"):
+        observations, cases = import_release(locate_release())
+        write_study_into(ResultsFolder(out), observations, cases)
 
     groups = model_groups(observations)
     choice = choose_subgroups(cases)
     for model in args.model.split(","):
         for method in args.inference.split(","):
             jobs = plan_fits(groups, [method], advi_seeds=args.advi_seeds, models=(model,))
-            start = time.perf_counter()
-            fit_study(model_data_for(observations, cases, jobs, choice), jobs, out, cluster=args.cluster)
-            timings[f"fit {model} {method} ({len(jobs)} fits incl. merged refits)"] = time.perf_counter() - start
+            with stage(f"fit {model} {method} ({len(jobs)} fits incl. merged refits)"):
+                fit_study(model_data_for(observations, cases, jobs, choice), jobs, out, cluster=args.cluster)
 
     separate, _ = ResultsFolder(out).find_posteriors()
     separate = [path for path in separate if path.parts[-4] == "release" or "release" not in args.model]
@@ -91,23 +105,25 @@ def main() -> None:
         one_per_group.setdefault(path.parent.name, load_posterior(path))
     posteriors = list(one_per_group.values())
     posterior_predictive(posteriors[0]).values  # compile once
-    start = time.perf_counter()
-    for posterior in posteriors:
-        posterior_predictive(posterior).values
-    predictive_seconds = time.perf_counter() - start
-    timings[f"posterior predictive, all {len(posteriors)} groups"] = predictive_seconds
+    predictive_stage = f"posterior predictive, all {len(posteriors)} groups"
+    with stage(predictive_stage):
+        for posterior in posteriors:
+            posterior_predictive(posterior).values
+    predictive_seconds = timings[predictive_stage]
 
-    start = time.perf_counter()
-    analyse(out, report=False)
-    timings["analyse (all tables)"] = time.perf_counter() - start
-    start = time.perf_counter()
-    build_report(out)
-    timings["figures and report"] = time.perf_counter() - start
+    with stage("analyse (all tables)"):
+        analyse(out, report=False)
+    with stage("figures and report"):
+        build_report(out)
     timings["total"] = time.perf_counter() - start_all
+    cpu["total"] = time.process_time() - cpu_all
 
     print(f"machine: {os.cpu_count()} cores, JAX devices {jax.local_device_count()}; results in {out}")
-    for stage, seconds in timings.items():
-        print(f"{stage:<55s} {seconds:8.2f} s")
+    print(f"load average (1, 5, 15 min) before {load_before[0]:.1f} {load_before[1]:.1f} {load_before[2]:.1f}, "
+          f"after {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} {os.getloadavg()[2]:.1f}")
+    print(f"{'stage':<55s} {'wall':>8s}   {'cpu':>8s}")
+    for name, seconds in timings.items():
+        print(f"{name:<55s} {seconds:8.2f} s {cpu[name]:8.2f} s")
 
     # The release's loop, on one observer x one severity x 200 breasts, extrapolated to all groups.
     subset_cases = range(200)

@@ -10,9 +10,13 @@ What makes that possible, each measured here against the straightforward way in 
 2. jackknife AUCs: every leave-one-case-out AUC from midranks (``stats.roc.auc_jackknife``)
    against refitting ``roc_auc_score`` without each case (one reader, 1,440 cases);
 3. the whole computation of ``perceptiongap accuracy`` on the release (accuracy and error
-   consistency tables, every scheme), if the release is found (``$PERCEPTIONGAP_SHARED``).
+   consistency tables, every scheme), if the release is found (``$PERCEPTIONGAP_SHARED``);
+4. the statistics' share of ``perceptiongap reproduce`` (``analyse`` computes the same tables with
+   fewer replicates, ``--bootstrap``, default 500, and the folder's subgroups): wall and CPU seconds,
+   against the ``accuracy`` command's computation of 3. (budget: a few seconds of the 120 s that
+   ``reproduce --inference stan-advi`` may take).
 
-    python benchmarks/stats.py [--replicates 2000] [--loop-replicates 200]
+    python benchmarks/stats.py [--replicates 2000] [--reproduce-replicates 500] [--loop-replicates 200]
 """
 
 from __future__ import annotations
@@ -68,15 +72,19 @@ def jackknife_aucs() -> None:
           f"{refit:.2f} s (extrapolated from {subset}); ratio {refit / ranks:.0f}x")
 
 
-def release(replicates: int) -> None:
+def _release():
     shared = Path(os.environ.get("PERCEPTIONGAP_SHARED", Path(__file__).resolve().parents[2] / "shared"))
     if not (shared / "nyu-release").is_dir():
         print(f"release: not found under {shared}; skipped")
-        return
+        return None
     from perceptiongap.release import import_release
+
+    return import_release(shared / "nyu-release")
+
+
+def release(observations, cases, replicates: int) -> float:
     from perceptiongap.stats import accuracy_table, error_consistency_tables
 
-    observations, cases = import_release(shared / "nyu-release")
     start = time.perf_counter()
     table = accuracy_table(observations, cases, n_bootstrap=replicates)
     accuracy_seconds = time.perf_counter() - start
@@ -87,16 +95,42 @@ def release(replicates: int) -> None:
     print(f"release ({len(observations)} observations, {replicates} replicates): accuracy {accuracy_seconds:.1f} s "
           f"({len(table)} rows), error consistency {consistency_seconds:.1f} s ({len(tables.pairs)} pairs); "
           f"total {total:.1f} s (goal 120 s)")
+    return total
+
+
+def in_reproduce(observations, cases, replicates: int, command_seconds: float | None) -> None:
+    """What ``analyse`` (so ``reproduce``) adds: :func:`statistics_tables` with the folder's subgroups."""
+    from perceptiongap.analysis.subgroups import choose_subgroups
+    from perceptiongap.stats.operating_point import default_operating_points
+    from perceptiongap.stats.outputs import statistics_tables
+
+    choice = choose_subgroups(cases, None)
+    wall, cpu = time.perf_counter(), time.process_time()
+    tables = statistics_tables(observations, cases, seed=0, n_bootstrap=replicates,
+                               operating_points=default_operating_points(observations), subgroups=choice.analysed,
+                               merged_subgroups=choice.merged)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    ratio = f"; {command_seconds / wall:.1f}x less wall time than the accuracy command above" if command_seconds else ""
+    print(f"in reproduce (analyse, {replicates} replicates, subgroups {', '.join(choice.analysed)} + merged): "
+          f"{wall:.1f} s wall, {cpu:.1f} s CPU ({len(tables['accuracy'])} accuracy rows, "
+          f"{len(tables['error_consistency_pairs'])} pairs){ratio}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replicates", type=int, default=2000)
+    parser.add_argument("--reproduce-replicates", type=int, default=500)
     parser.add_argument("--loop-replicates", type=int, default=200)
+    parser.add_argument("--only-reproduce", action="store_true", help="Time only what reproduce adds (4.).")
     args = parser.parse_args()
-    bootstrap_aucs(args.replicates, args.loop_replicates)
-    jackknife_aucs()
-    release(args.replicates)
+    if not args.only_reproduce:
+        bootstrap_aucs(args.replicates, args.loop_replicates)
+        jackknife_aucs()
+    data = _release()
+    if data is None:
+        return
+    command = None if args.only_reproduce else release(*data, args.replicates)
+    in_reproduce(*data, args.reproduce_replicates, command)
 
 
 if __name__ == "__main__":

@@ -33,3 +33,11 @@ def test_numpy_scalars_print_as_plain_python_values() -> None:
     assert f"{plain(np.str_('e1'))!r}" == "'e1'"
     assert f"{plain(np.int64(3))!r}" == "3"
     assert plain("already plain") == "already plain"
+
+
+def test_a_p_value_in_a_sentence_reads_equals_or_less_than():
+    from perceptiongap.formatting import format_p_relation
+
+    assert format_p_relation(0.0004) == "< 0.001"
+    assert format_p_relation(0.004) == "= 0.004"
+    assert format_p_relation(float("nan")) == "n/a"

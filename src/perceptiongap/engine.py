@@ -152,7 +152,7 @@ def _run_in_threads(tasks: Sequence[T], function: Callable, threads: int) -> Ite
                     for other in futures:
                         other.cancel()
         except BaseException:
-            # Interrupted (or the caller stopped): start nothing new.
+            # Interrupted (or the caller stopped): start nothing new; tasks in flight finish and save.
             executor.shutdown(wait=True, cancel_futures=True)
             raise
         if failure is not None:
@@ -189,14 +189,29 @@ def run_tasks(
             todo.append((index, task))
 
     timed = _Timed(_Indexed(function))
+    if cluster is None and store is not None:
+        # Here, each thread saves its own result: a fit in flight when the run is interrupted is kept.
+        timed = _Saved(timed, store)
     with _executor(todo, timed, cluster, threads) as finished:
         for (index, task), (result, seconds) in finished:
-            if store is not None:
-                store.save(result, store.path(task))
+            if store is not None and cluster is not None:
+                store.save(result, store.path(task))  # on a cluster: by this process, as results come back
             results[index] = result
             if on_done:
                 on_done(task, seconds)
     return [results[index] for index in range(len(tasks))]
+
+
+class _Saved:
+    """``timed`` whose result is saved by the thread that computed it."""
+
+    def __init__(self, timed: Callable, store: TaskStore):
+        self.timed, self.store = timed, store
+
+    def __call__(self, item):
+        result, seconds = self.timed(item)
+        self.store.save(result, self.store.path(item[1]))
+        return result, seconds
 
 
 class _Indexed:

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-__all__ = ["format_p_value", "plain"]
+__all__ = ["format_p_relation", "format_p_value", "plain"]
 
 
 def format_p_value(p: float | None, *, compact: bool = False, missing: str = "") -> str:
@@ -31,6 +31,14 @@ def format_p_value(p: float | None, *, compact: bool = False, missing: str = "")
             return "1"
         return f"{value:.2g}".lstrip("0")
     return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def format_p_relation(p: float | None, *, missing: str = "n/a") -> str:
+    """A p-value after its name in a sentence: ``= 0.004`` or ``< 0.001`` (never ``=<0.001``); ``missing`` as is."""
+    text = format_p_value(p)
+    if not text:
+        return missing
+    return f"< {text[1:]}" if text.startswith("<") else f"= {text}"
 
 
 def plain(value: object) -> object:

@@ -32,7 +32,8 @@ def test_mean_sd_and_probability_over_all_chains_and_draws() -> None:
     posterior, gamma = _posterior(np.random.default_rng(0))
     table = predictive_confidence(posterior)
     assert list(table.columns) == [
-        "subgroup", "severity_mm", "confidence_mean", "confidence_sd", "p_confidence_positive"
+        "subgroup", "severity_mm", "confidence_mean", "confidence_sd", "p_confidence_positive",
+        "p_confidence_above_margin",
     ]
     assert list(table["subgroup"]) == [g for g in SUBGROUPS for _ in SEVERITIES]
     assert list(table["severity_mm"]) == list(SEVERITIES) * len(SUBGROUPS)
@@ -44,6 +45,9 @@ def test_mean_sd_and_probability_over_all_chains_and_draws() -> None:
         if row.severity_mm > 0:  # the release's formula
             expected = 1 - stats.norm.cdf(0, draws.mean(), draws.std())
             assert row.p_confidence_positive == pytest.approx(expected, abs=1e-12)
+            assert row.p_confidence_above_margin == np.count_nonzero(draws > -0.5) / draws.size
+        else:
+            assert np.isnan(row.p_confidence_above_margin)
 
 
 def test_recovers_a_known_negative_effect() -> None:
@@ -74,5 +78,6 @@ def test_pooled_subgroups_as_the_release_script() -> None:
     pooled = release_layout[:, :2, :].reshape(len(SEVERITIES), -1)
     np.testing.assert_allclose(table["confidence_mean"], pooled.mean(axis=1), rtol=0, atol=1e-12)
     np.testing.assert_allclose(table["confidence_sd"], pooled.std(axis=1), rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(table["p_confidence_above_margin"][1:], (pooled[1:] > -0.5).mean(axis=1))
     expected = 1 - stats.norm.cdf(0, pooled.mean(axis=1)[1:], pooled.std(axis=1)[1:])
     np.testing.assert_allclose(table["p_confidence_positive"].iloc[1:], expected, rtol=1e-9, atol=1e-15)

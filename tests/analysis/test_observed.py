@@ -35,7 +35,7 @@ def test_equals_a_plain_loop_over_the_raw_arrays(
 ) -> None:
     table = observed_separability(release_observations_table, release_cases_table, group)
     assert list(table.columns) == ["inference", "observer_group", "subgroup", "severity_mm", "separability_mean",
-                                   "separability_sd", "p_separability_drop"]
+                                   "separability_sd", "p_separability_drop", "separability_drop_upper"]
     assert (table["inference"] == "observed").all() and (table["observer_group"] == group).all()
     architecture, training = NETWORK_GROUPS[group]
     pred, _ = load_pickle(release_dir / "observed_predictions" / "perturbation_study" / "dnns" / architecture

@@ -12,6 +12,7 @@ from perceptiongap.analysis import (
     posterior_predictive,
     predictive_confidence,
     separability_drop_pvalues,
+    separability_drop_upper,
     separability_summary,
 )
 
@@ -53,13 +54,37 @@ def test_drop_pvalues_and_summary_follow_the_release_with_nans() -> None:
                       coords={"severity": list(SEVERITIES)})
     ks.values[1, 0] = ks.values[3, 2] = ks.values[4, 2] = np.nan
     summary = separability_summary(ks)
-    assert list(summary.columns) == ["severity_mm", "separability_mean", "separability_sd", "p_separability_drop"]
+    assert list(summary.columns) == ["severity_mm", "separability_mean", "separability_sd", "p_separability_drop",
+                                     "separability_drop_upper"]
     assert list(summary["severity_mm"]) == list(SEVERITIES)
     np.testing.assert_allclose(summary["separability_mean"], np.nanmean(ks.values, axis=0), rtol=0, atol=1e-15)
     np.testing.assert_allclose(summary["separability_sd"], np.nanstd(ks.values, axis=0, ddof=0), rtol=0, atol=1e-15)
     expected = [np.nan] + [reference_drop_pvalue(ks.values[:, 0], ks.values[:, s]) for s in (1, 2, 3)]
     np.testing.assert_array_equal(summary["p_separability_drop"], expected)
     np.testing.assert_array_equal(separability_drop_pvalues(ks).values, expected)
+
+
+def test_drop_upper_bound_is_the_one_sided_t_bound_of_the_paired_drops() -> None:
+    """Against scipy's one-sample t test: the upper end of its one-sided 95% interval for the mean drop."""
+    rng = np.random.default_rng(4)
+    ks = xr.DataArray(rng.random((6, len(SEVERITIES))), dims=("observer", "severity"),
+                      coords={"severity": list(SEVERITIES)})
+    ks.values[2, 1] = np.nan  # that observer's pair at severity 1 is left out
+    bounds = separability_drop_upper(ks).values
+    assert np.isnan(bounds[0])
+    for s in (1, 2, 3):
+        drops = ks.values[:, 0] - ks.values[:, s]
+        drops = drops[~np.isnan(drops)]
+        expected = stats.ttest_1samp(drops, 0.0, alternative="less").confidence_interval(0.95).high
+        assert bounds[s] == pytest.approx(expected, rel=1e-12)
+
+
+def test_drop_upper_bound_needs_two_observers_and_grows_with_their_spread() -> None:
+    one = xr.DataArray([[0.8, 0.7]], dims=("observer", "severity"), coords={"severity": [0.0, 4.0]})
+    assert np.isnan(separability_drop_upper(one).values[1])
+    tight = xr.DataArray([[0.8, 0.79], [0.8, 0.81]], dims=("observer", "severity"), coords={"severity": [0.0, 4.0]})
+    loose = xr.DataArray([[0.8, 0.6], [0.8, 1.0]], dims=("observer", "severity"), coords={"severity": [0.0, 4.0]})
+    assert separability_drop_upper(tight).values[1] < 0.1 < separability_drop_upper(loose).values[1]
 
 
 def test_several_sample_dims_are_pooled() -> None:

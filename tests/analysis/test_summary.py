@@ -7,7 +7,15 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from perceptiongap.analysis import PERTURBATION_COLUMNS, perturbation_study_table, summarise_fits
+from perceptiongap.analysis import (
+    MERGED_COLUMNS,
+    PERTURBATION_COLUMNS,
+    merged_subgroups_table,
+    perturbation_study_table,
+    pooled_fit_table,
+    pooled_merged_table,
+    summarise_fits,
+)
 
 from .analysis_helpers import make_posterior, reference_drop_pvalue, reference_ks, reference_posterior_predictive
 
@@ -120,3 +128,32 @@ def test_merged_subgroup_is_renamed() -> None:
                                      subgroup_names={"microcalcifications+soft_tissue_lesions": "merged"})
     assert list(table["subgroup"].unique()) == ["merged"]
     assert len(table) == len(SEVERITIES)
+
+
+def test_pooled_rows_are_the_releases_merged_analysis_of_the_separate_fit() -> None:
+    """Confidence from both subgroups' gamma draws pooled; separability with both subgroups' cancers as positives."""
+    posterior = _fit(3, -4.0)
+    table = pooled_fit_table(posterior, ("microcalcifications", "soft_tissue_lesions"), "merged")
+    assert set(table["subgroup"]) == {"merged"} and list(table["severity_mm"]) == list(SEVERITIES)
+    gamma = posterior.posterior["gamma"].sel(subgroup=["microcalcifications", "soft_tissue_lesions"]).values
+    pooled = np.moveaxis(gamma, 2, 0).reshape(len(SEVERITIES), -1)  # (severity, every draw of both subgroups)
+    np.testing.assert_allclose(table["confidence_mean"], pooled.mean(axis=1), atol=1e-12)
+    np.testing.assert_allclose(table["confidence_sd"], pooled.std(axis=1), atol=1e-12)
+    predictive = reference_posterior_predictive(posterior)
+    label = posterior.constant_data["case_label"].values
+    positive, negative = label == "malignant", label != "malignant"  # the 20 cancers are all micro or soft tissue
+    ks = np.array([[reference_ks(predictive[r, s], positive, negative) for s in range(len(SEVERITIES))]
+                   for r in range(N_OBSERVERS)])
+    np.testing.assert_allclose(table["separability_mean"], ks.mean(axis=0), atol=1e-6)
+
+
+def test_merged_table_keeps_refit_pooled_and_observed_rows_apart() -> None:
+    refit = perturbation_study_table([_fit(4, -1.0, subgroups=("merged", "nonbiopsied"))], subgroups=("merged",))
+    observed = refit.assign(inference="observed")
+    pooled = pooled_merged_table([_fit(5, -1.0), _fit(6, -1.0)], ("microcalcifications", "soft_tissue_lesions"),
+                                 "merged")
+    table = merged_subgroups_table(pd.concat([refit, observed], ignore_index=True), pooled)
+    assert list(table.columns) == list(MERGED_COLUMNS)
+    assert table.groupby("merged_by").size().to_dict() == {"refit": 3, "pooled": 3, "none": 3}
+    assert (table.loc[table["merged_by"] == "pooled", "fits"] == 2).all()
+    assert set(table.loc[table["merged_by"] == "none", "inference"]) == {"observed"}

@@ -61,9 +61,10 @@ def test_fit_writes_one_posterior_per_fit(results):
 def test_analyse_writes_the_tables_with_their_columns(results):
     table = pd.read_csv(results / "tables" / "perturbation_study.csv")
     assert list(table.columns) == [
-        "inference", "observer_group", "subgroup", "severity_mm", "confidence_mean", "confidence_sd",
-        "p_confidence_positive", "separability_mean", "separability_sd", "p_separability_drop", "fits",
-        "frac_confidence_significant", "frac_separability_significant",
+        "model", "inference", "observer_group", "subgroup", "severity_mm", "confidence_mean", "confidence_sd",
+        "p_confidence_positive", "p_confidence_above_margin", "separability_mean", "separability_sd",
+        "p_separability_drop", "separability_drop_upper", "fits", "frac_confidence_significant",
+        "frac_separability_significant",
     ]
     fits = table.groupby(["inference", "observer_group"])["fits"].first().to_dict()
     assert fits == {("nuts", "networks"): 1, ("nuts", "readers"): 1, ("stan-advi", "networks"): 2,
@@ -74,6 +75,7 @@ def test_analyse_writes_the_tables_with_their_columns(results):
     merged = pd.read_csv(results / "tables" / "merged_subgroups.csv")
     assert set(merged["subgroup"]) == {"merged"}
     assert (results / "tables" / "fits.csv").is_file() and (results / "tables" / "conclusions.csv").is_file()
+    assert set(table["model"]) == {"release", "none"}  # none: the observed rows, no model
 
 
 def test_simulated_severity_effect_is_found(results):

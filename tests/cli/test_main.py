@@ -69,3 +69,37 @@ def test_parameter_names_become_flags_and_arguments_their_metavar():
     error = in_flags(InputError("use `resume` to continue it, or `unknown`", source="advi_seeds"), flags)
     assert str(error) == "--advi-seeds: use --resume to continue it, or `unknown`"
     assert str(in_flags(InputError("bad", source="/a/file.csv"), flags)) == "/a/file.csv: bad"
+
+
+@pytest.mark.parametrize("command", [[], ["fit"], ["perturb"], ["release", "import"], ["reproduce"], ["serve"]])
+def test_help_shows_flags_and_values_as_click_writes_them(command):
+    """Issue 17: Typer 0.29 showed `<bool>` after every flag (even --help), `{observations}`, `<list[Path]>`."""
+    done = perceptiongap(*command, "--help")
+    assert done.returncode == 0, done.stderr
+    for noise in ("<bool>", "<path>", "<int", "<str>", "<list[", "{"):
+        assert noise not in done.stdout, (noise, done.stdout)
+    assert "--help" in done.stdout
+
+
+def test_help_names_arguments_and_types_in_capitals():
+    done = perceptiongap("fit", "--help")
+    assert "Usage: perceptiongap fit [OPTIONS] OBSERVATIONS CASES" in done.stdout
+    assert "PATH" in done.stdout and "INTEGER" in done.stdout
+    assert "Usage: perceptiongap perturb [OPTIONS] INPUTS..." in perceptiongap("perturb", "--help").stdout
+    assert "[parquet|csv]" in perceptiongap("release", "import", "--help").stdout
+
+
+def test_version_prints_the_installed_version():
+    from importlib import metadata
+
+    done = perceptiongap("--version")
+    assert (done.returncode, done.stdout) == (0, f"perceptiongap {metadata.version('perceptiongap')}\n")
+
+
+def test_a_logged_warning_is_its_message_alone_on_one_line():
+    """Issue 17: rich's logging handler ended every line in `fit.py:62` and hyperlink codes, wrapped at 80 columns."""
+    message = "NUTS runs its 2 chains one after another: " + "x" * 120
+    code = ("import logging; from perceptiongap.cli.progress import show_log_messages; show_log_messages(); "
+            f"show_log_messages(); logging.getLogger('perceptiongap.model.nuts').warning({message!r})")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stderr) == (0, message + "\n")

@@ -1,4 +1,5 @@
-"""ADVI run to convergence finds a known optimum and recovers simulated severity effects."""
+"""ADVI run to convergence: its stop is a bound on the ELBO's trend that neither a fixed schedule nor
+noise can meet; it finds a known optimum and recovers simulated severity effects."""
 
 from __future__ import annotations
 
@@ -8,9 +9,42 @@ import numpy as np
 import pytest
 
 from perceptiongap.model import ConvergedADVISettings, build_model_data, fit_advi
-from perceptiongap.model.advi import converged_meanfield_advi
+from perceptiongap.model.advi import converged_meanfield_advi, elbo_trend_bound
+from scipy.stats import linregress
 
 from .simulate import SUBGROUPS, coverage
+
+
+def test_trend_bound_is_the_upper_end_of_the_slope_over_the_window():
+    rng = np.random.default_rng(0)
+    elbo = -1000 + 0.3 * np.arange(8) + rng.normal(0, 0.2, 8)
+    fit = linregress(np.arange(8), elbo)
+    assert elbo_trend_bound(elbo) == pytest.approx((fit.slope + 2 * fit.stderr) * 7, rel=1e-10)
+
+
+def test_a_rising_elbo_never_meets_the_bound_however_smooth():
+    rising = -1000 + 0.05 * np.arange(8)  # 0.35 nats over the window, no noise
+    assert elbo_trend_bound(rising) == pytest.approx(0.35)
+    assert elbo_trend_bound(rising) > ConvergedADVISettings().rel_tol * 1000
+
+
+def test_noise_widens_the_bound_instead_of_passing_it():
+    rng = np.random.default_rng(1)
+    flat = -1000 + rng.normal(0, 1.0, 8)
+    quiet = -1000 + rng.normal(0, 0.001, 8)
+    assert elbo_trend_bound(flat) > elbo_trend_bound(quiet)
+    assert elbo_trend_bound(flat) > ConvergedADVISettings().rel_tol * 1000 > elbo_trend_bound(quiet)
+
+
+def test_fixed_iterations_run_exactly_that_long():
+    def log_density(theta, data):
+        return -0.5 * jnp.sum(theta**2)
+
+    settings = ConvergedADVISettings(fixed_iterations=4_000)
+    result = converged_meanfield_advi(log_density, 3, {}, jax.random.PRNGKey(0), settings)
+    assert result.iterations == 4_000 and not result.converged
+    with pytest.raises(ValueError):
+        ConvergedADVISettings(fixed_iterations=100)
 
 
 def test_converged_advi_finds_a_gaussian():

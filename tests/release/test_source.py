@@ -184,6 +184,8 @@ def test_network_failure_is_one_line_and_leaves_no_file():
         locate_release(base_url=f"http://127.0.0.1:{port}/data/")
     assert "\n" not in str(info.value)
     assert cache_contents(default_cache_dir()) == []
+    # Issue 17: it says how to go on without network (`data` is shown as --data by the command line).
+    assert "without network, point `data` (or $PERCEPTIONGAP_DATA) at a folder holding the release" in str(info.value)
 
 
 def test_missing_file_on_the_server_is_an_http_error(tmp_path):

@@ -10,6 +10,7 @@ from matplotlib.container import ErrorbarContainer
 from perceptiongap.model import load_posterior, severity_effect_summary
 from perceptiongap.report import figures as F
 from perceptiongap.report.palette import PAPER_GROUP_COLOURS, group_colours
+from perceptiongap.report.render import merged_rows
 from perceptiongap.results import ResultsFolder
 
 # --------------------------------------------------------------------------------------------
@@ -108,12 +109,14 @@ def test_perturbation_figure_plots_the_table(tables, inference, subgroup) -> Non
         assert printed_pvalues(figure, "separability", label) == expected_pvalues(rows["p_separability_drop"])
 
 
-def test_merged_figure_plots_the_merged_table(tables) -> None:
-    table = tables["merged_subgroups"]
+@pytest.mark.parametrize("how", ["refit", "pooled"])
+def test_merged_figure_plots_the_merged_table(tables, how) -> None:
+    table = merged_rows(tables["merged_subgroups"], how)
     figure = F.perturbation_figure(table, inference="stan-advi", groups=["radiologists", "gmic"], subgroup="merged")
     confidence = errorbar_series(axis_named(figure, "confidence"))
     for group in ("radiologists", "gmic"):
-        rows = select(table, inference="stan-advi", observer_group=group)
+        rows = select(tables["merged_subgroups"], inference="stan-advi", observer_group=group, merged_by=how)
+        assert len(rows) and (rows["merged_by"] == how).all()
         assert_series_equal(confidence[group], rows, "confidence_mean", "confidence_sd")
 
 
@@ -176,7 +179,8 @@ def test_elbo_figure_plots_every_stan_advi_trace(simulated_results) -> None:
         bottom = [line for line in axis_named(figure, f"{fit['observer_group']}|relative change").lines
                   if line.get_label() == label][0]
         elbo = np.asarray(fit["elbo"], dtype=float)
-        np.testing.assert_allclose(bottom.get_ydata(), np.abs(np.diff(elbo) / elbo[1:]))
+        # Stan's relative change: 1 at the first evaluation (its previous ELBO is 0), then |diff| / |current|.
+        np.testing.assert_allclose(bottom.get_ydata(), np.concatenate([[1.0], np.abs(np.diff(elbo) / elbo[1:])]))
 
 
 def test_nuts_diagnostics_match_arviz_summary(simulated_results) -> None:
@@ -204,10 +208,23 @@ def test_paper_groups_have_fixed_distinct_colours_and_others_follow_in_order() -
     colours = group_colours(["readers", "gmic", "networks", "radiologists", "dmv_filtered"])
     assert {g: colours[g] for g in ("gmic", "radiologists", "dmv_filtered")} == {
         g: PAPER_GROUP_COLOURS[g] for g in ("gmic", "radiologists", "dmv_filtered")}
-    assert colours["readers"] == "#009E73" and colours["networks"] == "#CC79A7"  # Okabe-Ito, in order given
+    assert colours["readers"] == "#E69F00" and colours["networks"] == "#56B4E9"  # Okabe-Ito, in order given
     many = group_colours([f"group{i}" for i in range(12)] + list(PAPER_GROUP_COLOURS))
     assert len(set(list(many.values())[:9])) == 9
     assert len(set(PAPER_GROUP_COLOURS.values())) == len(PAPER_GROUP_COLOURS)
+
+
+def test_each_network_and_its_filtered_partner_differ_in_hue() -> None:
+    """Issue 17: gmic and gmic_filtered were two blues (1 degree of hue apart), hard to tell apart in the p-value rows."""
+    from matplotlib.colors import rgb_to_hsv, to_rgb
+
+    def hue_degrees(colour: str) -> float:
+        return 360.0 * rgb_to_hsv(to_rgb(colour))[0]
+
+    for network in ("gmic", "dmv"):
+        first, second = hue_degrees(PAPER_GROUP_COLOURS[network]), hue_degrees(PAPER_GROUP_COLOURS[f"{network}_filtered"])
+        distance = min(abs(first - second), 360.0 - abs(first - second))
+        assert distance >= 30.0, (network, distance)
 
 
 def test_the_same_group_gets_the_same_colour_in_every_figure(tables) -> None:
@@ -244,3 +261,16 @@ def test_every_panel_has_axis_labels_with_units(tables) -> None:
         axis = axis_named(figure, label)
         assert "(mm)" in axis.get_xlabel()
         assert "(" in axis.get_ylabel()
+
+
+def test_p_value_rows_stay_readable_at_the_reports_width(tables) -> None:
+    """Issue 17: the rows were about 7 px high in the report. Shown 864 px wide (the report embeds a 9-inch figure at
+    96 px per inch), each row of p-values is at least 18 px apart and its text at least 7.5 pt."""
+    figure = F.perturbation_figure(tables["perturbation_study"], inference="stan-advi",
+                                   groups=["radiologists", "gmic", "gmic_filtered"], subgroup="soft_tissue_lesions")
+    figure.canvas.draw()
+    texts = [t for axis in figure.axes for t in axis.texts if (t.get_gid() or "").startswith("p|confidence|")]
+    assert texts and min(t.get_fontsize() for t in texts) >= 7.5
+    scale = 864 / (figure.get_figwidth() * figure.dpi)  # display pixels per figure pixel in the report
+    rows = sorted({round(t.get_window_extent().y0 * scale, 1) for t in texts})
+    assert len(rows) == 3 and min(np.diff(rows)) >= 18, rows

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from perceptiongap.errors import InputError
 from perceptiongap.study import write_table
 
 from ..cli.helpers import run_cli
@@ -199,7 +200,7 @@ def test_a_subgroup_option_naming_no_subgroup_of_the_cases_is_refused(study, tmp
 
 def test_analyse_refuses_a_folder_whose_planned_fits_are_missing(fitted, tmp_path, capsys):
     out = copy_of(fitted, tmp_path)
-    (out / "posteriors" / "stan-advi" / "networks" / "seed0.nc").unlink()
+    (out / "posteriors" / "release" / "stan-advi" / "networks" / "seed0.nc").unlink()
     line = one_line_error(*run_cli(["analyse", out, "--no-report"], capsys)[::2])
     assert "1 of the 2 planned fits are not on disk (the first: posteriors/release/stan-advi/networks/seed0.nc)" in line
     assert not (out / "tables").exists()
@@ -217,6 +218,95 @@ def test_report_refuses_a_fits_table_with_other_columns(fitted, tmp_path, capsys
     assert line == (f"error: {out / 'tables' / 'fits.csv'}: not a table written by `perceptiongap analyse`: "
                     "missing column(s) 'observer_kind', 'seed'")
     assert not (out / "report.html").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# The reader-study statistics that analyse adds
+
+ACCURACY_COLUMNS = ["observer_group", "observer", "observer_kind", "scheme", "annotator", "severity_mm", "subgroup",
+                    "operating_point", "threshold", "n_positive", "n_negative", "sensitivity", "sensitivity_low",
+                    "sensitivity_high", "specificity", "specificity_low", "specificity_high", "auc_score", "auc",
+                    "auc_low", "auc_high"]
+SUMMARY_COLUMNS = ["observer_group", "observer_kind", "scheme", "annotator", "severity_mm", "subgroup",
+                   "operating_point", "n_observers", "sensitivity_mean", "sensitivity_sd", "specificity_mean",
+                   "specificity_sd", "auc_mean", "auc_sd"]
+CONSISTENCY_COLUMNS = ["scheme", "severity_mm", "subgroup", "pair_kind", "n_pairs", "n_trials_mean", "c_obs_mean",
+                       "c_exp_mean", "kappa_mean", "kappa_sd", "kappa_low", "kappa_high"]
+PAIR_COLUMNS = ["scheme", "severity_mm", "subgroup", "pair_kind", "observer_a", "observer_group_a", "observer_b",
+                "observer_group_b", "n_trials", "accuracy_a", "accuracy_b", "c_obs", "c_exp", "kappa", "kappa_low",
+                "kappa_high"]
+
+
+def test_analyse_writes_the_reader_study_statistics_seeded_by_the_runs_seed(fitted, study, tmp_path, capsys):
+    from perceptiongap.stats import accuracy_table
+
+    out = copy_of(fitted, tmp_path)
+    record = json.loads((out / "run.json").read_text())
+    record["seed"] = 7  # as `fit --seed 7` would record it (the fits themselves are read from the plan)
+    (out / "run.json").write_text(json.dumps(record))
+    code, stdout, err = run_cli(["analyse", out, "--no-report", "--bootstrap", "200"], capsys)
+    assert code == 0, err
+    tables = out / "tables"
+    for name in ("accuracy", "accuracy_summary", "error_consistency", "error_consistency_pairs"):
+        assert str(tables / f"{name}.csv") in stdout + err  # the terminal says where they are
+    accuracy = pd.read_csv(tables / "accuracy.csv", keep_default_na=False, na_values=[""])
+    assert list(accuracy.columns) == ACCURACY_COLUMNS
+    assert list(pd.read_csv(tables / "accuracy_summary.csv").columns) == SUMMARY_COLUMNS
+    assert list(pd.read_csv(tables / "error_consistency.csv").columns) == CONSISTENCY_COLUMNS
+    pairs = pd.read_csv(tables / "error_consistency_pairs.csv")
+    assert list(pairs.columns) == PAIR_COLUMNS
+    assert set(pairs["pair_kind"]) == {"human-human", "human-network", "network-network"}
+    statistics = json.loads((out / "run.json").read_text())["statistics"]
+    assert statistics["seed"] == 7 and statistics["bootstrap"] == 200
+    assert statistics["operating_points"] == ["readers_mean_specificity", "threshold_0.5"]
+
+    # Each reader's sensitivity, counted here from the study: their yes answers on the malignant breasts they read.
+    observations, cases = (pd.read_csv(path) for path in study)
+    read = observations[observations["observer_kind"] == "human"].merge(cases, on=["exam", "breast"])
+    malignant = read[read["label"] == "malignant"]
+    expected = (malignant["prediction"] >= 0.5).groupby([malignant["observer"], malignant["severity_mm"]]).mean()
+    rows = accuracy[(accuracy["observer_kind"] == "human") & (accuracy["subgroup"] == "all")]
+    shown = rows.set_index(["observer", "severity_mm"])["sensitivity"]
+    pd.testing.assert_series_equal(shown.sort_index(), expected.sort_index(), check_names=False)
+
+    # The intervals are the stats package's with the run's seed and the replicates asked for, and no other.
+    again = accuracy_table(*(pd.read_parquet(out / "study" / f"{name}.parquet") for name in ("observations", "cases")),
+                           seed=7, n_bootstrap=200)
+    np.testing.assert_allclose(accuracy["sensitivity_low"], again["sensitivity_low"], equal_nan=True)
+    other_seed = accuracy_table(*(pd.read_parquet(out / "study" / f"{name}.parquet")
+                                  for name in ("observations", "cases")), seed=0, n_bootstrap=200)
+    assert not np.allclose(accuracy["sensitivity_low"], other_seed["sensitivity_low"], equal_nan=True)
+
+
+def test_statistics_the_study_cannot_take_are_skipped_saying_why(fitted, tmp_path, capsys):
+    """Without unperturbed readings of non-malignant breasts the readers' operating point is undefined: the
+    paper's tables are still written, the statistics are not (and stale ones go)."""
+    out = copy_of(fitted, tmp_path)
+    code, _, err = run_cli(["analyse", out, "--no-report", "--bootstrap", "20"], capsys)
+    assert code == 0 and (out / "tables" / "accuracy.csv").is_file(), err
+    observations = pd.read_parquet(out / "study" / "observations.parquet")
+    cases = pd.read_parquet(out / "study" / "cases.parquet")
+    label = observations.merge(cases, on=["exam", "breast"], how="left")["label"].to_numpy()
+    unperturbed_negative = ((observations["observer_kind"] == "human") & (observations["severity_mm"] == 0)
+                            & (label != "malignant")).to_numpy()
+    observations[~unperturbed_negative].to_parquet(out / "study" / "observations.parquet", index=False)
+    code, stdout, err = run_cli(["analyse", out, "--no-report"], capsys)
+    assert code == 0, err
+    assert "reader-study statistics skipped: operating point 'readers' needs human observers" in stdout + err
+    assert (out / "tables" / "perturbation_study.csv").is_file()
+    assert not any((out / "tables" / f"{name}.csv").exists()
+                   for name in ("accuracy", "accuracy_summary", "error_consistency", "error_consistency_pairs"))
+    assert json.loads((out / "run.json").read_text())["statistics"]["skipped"].startswith("operating point")
+    code, _, err = run_cli(["report", out], capsys)
+    assert code == 0, err
+    assert "they were not computed: operating point &#39;readers&#39; needs" in (out / "report.html").read_text()
+
+
+def test_a_bootstrap_that_is_not_a_positive_count_is_one_line(fitted, tmp_path, capsys):
+    out = copy_of(fitted, tmp_path)
+    line = one_line_error(*run_cli(["analyse", out, "--bootstrap", "0"], capsys)[::2])
+    assert line == "error: --bootstrap: 0 is not a number of bootstrap replicates (a whole number >= 1)"
+    assert not (out / "tables").exists()
 
 
 # --------------------------------------------------------------------------------------------
@@ -267,6 +357,12 @@ def test_a_study_with_three_subgroups_of_its_own_names_goes_through_fit_analyse_
     assert set(observed["subgroup"]) == {"mass", "calcification", "distortion"}
     merged = pd.read_csv(out / "tables" / "merged_subgroups.csv")
     assert set(merged["subgroup"]) == {"merged"} and set(merged["observer_group"]) == {"readers", "networks"}
+    accuracy = pd.read_csv(out / "tables" / "accuracy.csv")
+    assert set(accuracy["subgroup"]) == {"mass", "calcification", "distortion", "merged", "all"}
+    network = accuracy[(accuracy["observer_kind"] == "machine") & (accuracy["severity_mm"] == 0)].groupby(
+        "subgroup")["n_positive"].first()
+    malignant = cases.loc[cases["label"] == "malignant", "subgroup"].value_counts()
+    assert network["merged"] == malignant["mass"] + malignant["calcification"]  # the folder's merged pair, not all three
     conclusions = pd.read_csv(out / "tables" / "conclusions.csv").set_index("conclusion")
     assert conclusions["supported"].isna().all() and list(conclusions["inference"].unique()) == ["stan-advi"]
     evidence = conclusions["evidence"].to_dict()
@@ -278,9 +374,43 @@ def test_a_study_with_three_subgroups_of_its_own_names_goes_through_fit_analyse_
     path = perceptiongap.report(out, shared_dir=tmp_path / "no-shared-data")
     html = path.read_text(encoding="utf-8")
     figures = sorted(p.stem for p in (out / "figures").glob("*.png"))
-    assert figures == ["elbo_stan-advi", "merged_subgroups_networks_stan-advi",
+    assert figures == ["accuracy", "elbo_stan-advi", "error_consistency", "merged_subgroups_networks_stan-advi",
                        "perturbation_study_networks_calcification_stan-advi",
-                       "perturbation_study_networks_distortion_stan-advi", "perturbation_study_networks_mass_stan-advi"]
+                       "perturbation_study_networks_distortion_stan-advi", "perturbation_study_networks_mass_stan-advi",
+                       "ppc_networks", "ppc_readers"]
     assert "networks, mass and calcification merged: refit under stan-advi" in html
     assert "refitting with mass and calcification as one subgroup" in html
     assert "not evaluated (this study has no microcalcifications subgroup" in html
+
+
+@pytest.mark.parametrize(("model", "message"), [
+    ("relase", "unknown model 'relase'; choose from release, label_specific, independent, observer_slopes"),
+    (",", "unknown model ','; choose from release, label_specific, independent, observer_slopes"),
+])
+def test_an_unknown_model_is_one_line_naming_the_option(model, message):
+    from perceptiongap.results.stages import parse_models
+
+    with pytest.raises(InputError) as info:
+        parse_models(model)
+    assert (str(info.value), info.value.source) == (f"model: {message}", "model")
+
+
+def test_models_are_read_from_a_comma_separated_list_in_order_without_repeats():
+    from perceptiongap.results.stages import parse_models
+
+    assert parse_models("label_specific, release,label_specific") == ["label_specific", "release"]
+
+
+def test_fit_reports_one_bar_per_inference_method_and_each_fit(study, tmp_path):
+    """Issue 17: one count of every fit promised the end far too early (NUTS fits take 5-20x a stan-advi fit)."""
+    import perceptiongap
+
+    observations, cases = study
+    reports, messages = [], []
+    perceptiongap.fit(observations, cases, out=tmp_path / "out", inference="stan-advi", advi_seeds=2, merged=False,
+                      on_progress=lambda task, done, total: reports.append((task, done, total)),
+                      on_message=messages.append)
+    fits = sum(message.startswith("release stan-advi ") and message.endswith(" s") for message in messages)
+    assert fits == 4  # two groups x two seeds
+    assert reports[0] == ("fitting stan-advi", 0, 4) and reports[-1] == ("fitting stan-advi", 4, 4)
+    assert {task for task, _, _ in reports} == {"fitting stan-advi"}

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from perceptiongap.stats.figures import accuracy_figure, error_consistency_figure, save_figure
+from perceptiongap.stats.figures import accuracy_figure, error_consistency_figure
 
 
 def _series(figure):
@@ -55,6 +55,8 @@ def test_error_consistency_figure_draws_kappa_with_its_interval(tmp_path):
     figure = error_consistency_figure(summary)
     (x, y), = _series(figure)[("all", "error consistency (Cohen's kappa)", "human-human")]
     np.testing.assert_allclose(y, [0.3, 0.1])
+    from perceptiongap.report.figures import save_figure  # the one helper that writes every figure
+
     paths = save_figure(figure, tmp_path / "figures", "error_consistency")
     assert [p.name for p in paths] == ["error_consistency.png", "error_consistency.svg"]
     assert all(p.stat().st_size > 1000 for p in paths)

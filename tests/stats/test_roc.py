@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 
-from perceptiongap.stats.roc import auc_jackknife, weighted_auc
+from perceptiongap.stats.roc import auc_jackknife, weighted_auc, weighted_aucs
 
 scores = st.lists(st.integers(0, 6), min_size=1, max_size=25)  # small integers: many ties
 
@@ -49,3 +49,25 @@ def test_jackknife_works_over_leading_axes():
         for j in range(3):
             assert aucs[i, j] == pytest.approx(roc_auc_score(truth, many[i, j]))
             assert loo[i, j, 0] == pytest.approx(roc_auc_score(truth[1:], many[i, j, 1:]))
+
+
+@settings(max_examples=40, deadline=None)
+@given(sets=st.lists(scores, min_size=1, max_size=3), negatives=scores, seed=st.integers(0, 2**16))
+def test_several_positive_sets_against_shared_negatives_equal_sklearn_on_the_repeated_cases(sets, negatives, seed):
+    """The bootstrap's form: many positive sets, one set of negatives, integer weights per replicate."""
+    rng = np.random.default_rng(seed)
+    negative_scores = np.array(negatives, float)
+    negative_weights = rng.integers(0, 3, (negative_scores.size, 3)).astype(np.float32)
+    negative_weights[0] += 1  # every replicate keeps a negative
+    positives = []
+    for values in sets:
+        weights = rng.integers(0, 3, (len(values), 3)).astype(np.float32)
+        weights[0] += 1
+        positives.append((np.array(values, float), weights))
+    for (positive_scores, positive_weights), aucs in zip(positives, weighted_aucs(negative_scores, negative_weights,
+                                                                                  positives)):
+        for b in range(3):
+            repeated_p = np.repeat(positive_scores, positive_weights[:, b].astype(int))
+            repeated_n = np.repeat(negative_scores, negative_weights[:, b].astype(int))
+            truth = np.r_[np.ones(repeated_p.size), np.zeros(repeated_n.size)]
+            assert aucs[b] == pytest.approx(roc_auc_score(truth, np.r_[repeated_p, repeated_n]), abs=1e-12)

@@ -6,7 +6,10 @@
   KS separability of malignant vs non-malignant breasts and the one-sided test of its drop.
 - :func:`observed_separability`: the same on a dense observer group's own predictions (no model).
 - :func:`annotation_study`: separability with ROI-interior, ROI-exterior and entire-image filtering.
-- :func:`summarise_fits`, :func:`perturbation_study_table`: the tables of the perturbation study.
+- :func:`summarise_fits`, :func:`perturbation_study_table`: the tables of the perturbation study;
+  :func:`pooled_merged_table`, :func:`merged_subgroups_table`: the merged-subgroup table, refit
+  and the release's pooled analysis side by side.
+- :mod:`~perceptiongap.analysis.margins`: the margins of the "no effect" verdicts.
 - :func:`merge_subgroups`: relabel subgroups as one, for the Simpson's-paradox refit.
 """
 
@@ -18,19 +21,25 @@ from perceptiongap.analysis.predictive import mean_sigmoid, posterior_predictive
 from perceptiongap.analysis.separability import (
     class_separability,
     separability_drop_pvalues,
+    separability_drop_upper,
     separability_summary,
 )
 from perceptiongap.analysis.subgroups import merge_subgroups, merged_subgroup_name
 from perceptiongap.analysis.summary import (
+    MERGED_COLUMNS,
     PERTURBATION_COLUMNS,
     combine_fits,
     fit_table,
+    merged_subgroups_table,
     perturbation_study_table,
+    pooled_fit_table,
+    pooled_merged_table,
     summarise_fits,
 )
 
 __all__ = [
     "ANNOTATION_COLUMNS",
+    "MERGED_COLUMNS",
     "PERTURBATION_COLUMNS",
     "annotation_study",
     "class_separability",
@@ -40,13 +49,17 @@ __all__ = [
     "mean_sigmoid",
     "merge_subgroups",
     "merged_subgroup_name",
+    "merged_subgroups_table",
     "observed_predictions",
     "observed_separability",
     "perturbation_study_table",
+    "pooled_fit_table",
+    "pooled_merged_table",
     "posterior_predictive",
     "predictive_confidence",
     "probability_positive",
     "separability_drop_pvalues",
+    "separability_drop_upper",
     "separability_summary",
     "summarise_fits",
 ]

@@ -3,7 +3,10 @@
 Every conclusion is turned into a rule on the tables, stated in its ``rule`` text, and judged
 separately for each inference method. "Significant" means p < 0.05, judged on the numbers of
 the table (medians over seeds where several were run). The most severe filter is the largest
-severity in the table (4 mm in the paper).
+severity in the table (4 mm in the paper). A claim of *no* effect ("almost no effect on
+radiologists", "networks trained on filtered data recover") needs evidence that the effect stays
+within a margin (:mod:`perceptiongap.analysis.margins`), not merely p >= 0.05; a claim of an
+effect needs a significant drop, so tables with no drop at all support neither.
 
 The conclusions are the paper's: they are about microcalcifications and soft tissue lesions,
 radiologists and networks. A study without those subgroups or observer groups gets each
@@ -18,9 +21,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
-from perceptiongap.formatting import format_p_value
+from perceptiongap.analysis.margins import CONFIDENCE_MARGIN, EVIDENCE_LEVEL, SEPARABILITY_MARGIN
+from perceptiongap.formatting import format_p_relation
 from perceptiongap.vocabulary import ANALYSED_SUBGROUPS, FILTERED_SUFFIX, MERGED_SUBGROUP
 
 __all__ = [
@@ -68,7 +73,8 @@ def _at_most_severe(rows: pd.DataFrame) -> pd.Series:
 
 
 def _fmt(p: float) -> str:
-    return format_p_value(p, missing="n/a")
+    """``= 0.004``, ``< 0.001`` or ``n/a``, to follow a p-value's name."""
+    return format_p_relation(p, missing="n/a")
 
 
 def _affected(table, inference, group, subgroup) -> tuple[bool | None, str]:
@@ -79,26 +85,49 @@ def _affected(table, inference, group, subgroup) -> tuple[bool | None, str]:
     worst = _at_most_severe(rows)
     p_conf, p_sep = worst["p_confidence_positive"], worst["p_separability_drop"]
     verdict = bool(p_conf < ALPHA and p_sep < ALPHA)
-    return verdict, f"{group} at {worst['severity_mm']:g} mm: P(gamma>0)={_fmt(p_conf)}, separability p={_fmt(p_sep)}"
+    return verdict, f"{group} at {worst['severity_mm']:g} mm: P(gamma>0) {_fmt(p_conf)}, separability p {_fmt(p_sep)}"
+
+
+def _missing(rows: pd.DataFrame, *columns: str) -> str | None:
+    absent = [c for c in columns if c not in rows]
+    return f"not evaluated (the table has no column {', '.join(absent)}; run `perceptiongap analyse` again)" if absent \
+        else None
 
 
 def _unaffected(table, inference, group, subgroup) -> tuple[bool | None, str]:
-    """No significant drop in confidence or separability at any severity."""
+    """Evidence of no lowering at every perturbed severity: P(gamma > -margin) >= the evidence level,
+    and the upper bound of the separability drop below its margin."""
     rows = _rows(table, inference, group, subgroup).iloc[1:]
     if rows.empty:
         return None, f"{group}: not fitted"
-    p_conf, p_sep = rows["p_confidence_positive"].min(), rows["p_separability_drop"].min()
-    verdict = bool(p_conf >= ALPHA and p_sep >= ALPHA)
-    return verdict, f"{group}: smallest P(gamma>0)={_fmt(p_conf)}, smallest separability p={_fmt(p_sep)}"
+    lacking = _missing(rows, "p_confidence_above_margin", "separability_drop_upper")
+    if lacking:
+        return None, f"{group}: {lacking}"
+    confidence = rows.set_index("severity_mm")["p_confidence_above_margin"]
+    drop = rows.set_index("severity_mm")["separability_drop_upper"]
+    # NaN (no posterior spread, fewer than two observers) is no evidence: it fails the comparisons.
+    verdict = bool((confidence >= EVIDENCE_LEVEL).all() and (drop < SEPARABILITY_MARGIN).all())
+    worst_confidence = confidence.fillna(-np.inf).idxmin()
+    worst_drop = drop.fillna(np.inf).idxmax()
+    return verdict, (f"{group}: smallest P(gamma>-{CONFIDENCE_MARGIN:g}) = {confidence[worst_confidence]:.3f} "
+                     f"(at {worst_confidence:g} mm, needs >= {EVIDENCE_LEVEL:g}), largest upper bound of the "
+                     f"separability drop {drop[worst_drop]:.3f} (at {worst_drop:g} mm, needs < "
+                     f"{SEPARABILITY_MARGIN:g})")
 
 
 def _separability_kept(table, inference, group, subgroup) -> tuple[bool | None, str]:
+    """Evidence that separability does not drop by more than its margin at the most severe filter."""
     rows = _rows(table, inference, group, subgroup)
     if rows.empty:
         return None, f"{group}: not fitted"
+    lacking = _missing(rows, "separability_drop_upper")
+    if lacking:
+        return None, f"{group}: {lacking}"
     worst = _at_most_severe(rows)
-    p_sep = worst["p_separability_drop"]
-    return bool(p_sep >= ALPHA), f"{group} at {worst['severity_mm']:g} mm: separability p={_fmt(p_sep)}"
+    bound = worst["separability_drop_upper"]
+    return bool(bound < SEPARABILITY_MARGIN), (
+        f"{group} at {worst['severity_mm']:g} mm: upper bound of the separability drop {bound:.3f} "
+        f"(needs < {SEPARABILITY_MARGIN:g}), separability p {_fmt(worst['p_separability_drop'])}")
 
 
 def _all(parts: Sequence[tuple[bool | None, str]]) -> tuple[bool | None, str]:
@@ -108,17 +137,25 @@ def _all(parts: Sequence[tuple[bool | None, str]]) -> tuple[bool | None, str]:
 
 
 def _annotation_verdict(annotation: pd.DataFrame, group: str, subgroup: str) -> tuple[bool | None, str]:
+    """At the most severe filter: the entire image and the exterior both lower separability
+    significantly, the exterior's drop is at least half the entire image's, the interior's at most
+    half the exterior's."""
     rows = annotation[(annotation["observer_group"] == group) & (annotation["subgroup"] == subgroup)]
     if rows.empty:
         return None, f"{group}: no annotation study"
     worst = rows["severity_mm"].max()
-    drop = {}
+    drop, p = {}, {}
     for scheme in ("entire", "roi_exterior", "roi_interior"):
-        scheme_rows = rows[rows["scheme"] == scheme].set_index("severity_mm")["separability_mean"]
-        drop[scheme] = scheme_rows.loc[0.0] - scheme_rows.loc[worst]
-    verdict = bool(drop["roi_exterior"] >= 0.5 * drop["entire"] and drop["roi_interior"] <= 0.5 * drop["roi_exterior"])
-    text = (f"{group} separability drop at {worst:g} mm: entire {drop['entire']:.2f}, "
-            f"exterior {drop['roi_exterior']:.2f}, interior {drop['roi_interior']:.2f}")
+        scheme_rows = rows[rows["scheme"] == scheme].set_index("severity_mm")
+        drop[scheme] = scheme_rows.loc[0.0, "separability_mean"] - scheme_rows.loc[worst, "separability_mean"]
+        p[scheme] = scheme_rows.loc[worst, "p_separability_drop"]
+    significant = {scheme: bool(drop[scheme] > 0 and p[scheme] < ALPHA) for scheme in ("entire", "roi_exterior")}
+    verdict = bool(significant["entire"] and significant["roi_exterior"]
+                   and drop["roi_exterior"] >= 0.5 * drop["entire"]
+                   and drop["roi_interior"] <= 0.5 * drop["roi_exterior"])
+    text = (f"{group} separability drop at {worst:g} mm: entire {drop['entire']:.2f} (p={_fmt(p['entire'])}), "
+            f"exterior {drop['roi_exterior']:.2f} (p={_fmt(p['roi_exterior'])}), "
+            f"interior {drop['roi_interior']:.2f} (p={_fmt(p['roi_interior'])})")
     return verdict, text
 
 
@@ -157,24 +194,35 @@ CONCLUSIONS: dict[str, tuple[str, str]] = {
     "soft_tissue_lesions": (
         "Soft tissue lesions: filtering lowers confidence and separability for networks but has almost no "
         "effect on radiologists; networks trained on filtered data largely recover separability.",
-        "Networks: as for microcalcifications. Radiologists: P(gamma>0) >= 0.05 and separability-drop "
-        "p >= 0.05 at every severity. Networks trained on filtered images: separability-drop p >= 0.05 at "
-        "the most severe filter.",
+        "Networks: as for microcalcifications. Radiologists, evidence of no effect at every severity: "
+        f"P(gamma > -{CONFIDENCE_MARGIN:g}) >= {EVIDENCE_LEVEL:g} (confidence lowered by less than "
+        f"{CONFIDENCE_MARGIN:g} on the logit scale) and the one-sided {EVIDENCE_LEVEL:.0%} upper bound of the "
+        f"mean per-observer separability drop below {SEPARABILITY_MARGIN:g} (KS). Networks trained on "
+        f"filtered images: that upper bound below {SEPARABILITY_MARGIN:g} at the most severe filter.",
     ),
     "annotation_study": (
         "Annotation study: for soft tissue lesions, filtering the ROI exterior hurts the networks about as much "
         "as filtering the entire image, filtering the interior much less.",
-        "At the most severe filter, for each network: the drop in separability with the exterior filtered is "
-        "at least half the drop with the entire image filtered, and the drop with the interior filtered is at "
-        "most half the exterior's. Model-free: the same under every inference method.",
+        "At the most severe filter, for each network: filtering the entire image and filtering the exterior "
+        "both lower separability (drop > 0, p < 0.05); the exterior's drop is at least half the entire "
+        "image's, and the interior's at most half the exterior's. Model-free: the same under every "
+        "inference method.",
     ),
     "merged_subgroups": (
         "Merging the two subgroups makes radiologists and networks look alike (Simpson's paradox).",
         "In the merged refit radiologists and networks both show P(gamma>0) < 0.05 and separability-drop "
         "p < 0.05 at the most severe filter, while the separate analysis finds the soft-tissue difference "
-        "(radiologists unaffected, networks affected).",
+        "(radiologists unaffected by the rule above, networks affected). The release's way (the separate "
+        "fit's draws of both subgroups pooled) is judged alike and reported in the evidence.",
     ),
 }
+
+
+def _merged_by(merged: pd.DataFrame, how: str) -> pd.DataFrame:
+    """The rows of ``merged_subgroups`` merged ``how`` (tables without ``merged_by`` are refits only)."""
+    if "merged_by" not in merged:
+        return merged if how == "refit" else merged.iloc[:0]
+    return merged[merged["merged_by"] == how]
 
 
 def _lacking(*needs: tuple[bool, str]) -> str | None:
@@ -241,11 +289,16 @@ def evaluate_conclusions(
             results["annotation_study"] = _all([_annotation_verdict(annotation, g, SOFT_TISSUE_LESIONS)
                                                 for g in networks])
         if not lacking["merged_subgroups"]:
-            alike = _all([_affected(merged, method, g, MERGED_SUBGROUP) for g in (*humans, *networks)])
+            refit, pooled = _merged_by(merged, "refit"), _merged_by(merged, "pooled")
+            alike = _all([_affected(refit, method, g, MERGED_SUBGROUP) for g in (*humans, *networks)])
             contrast = _all([soft_humans, soft_networks])
             verdict = None if alike[0] is None or contrast[0] is None else (alike[0] and contrast[0])
-            results["merged_subgroups"] = (verdict,
-                                           f"merged refit: {alike[1]}. Separate soft tissue fits: {contrast[1]}")
+            text = f"merged refit: {alike[1]}. Separate soft tissue fits: {contrast[1]}"
+            if not pooled.empty:
+                pooled_alike = _all([_affected(pooled, method, g, MERGED_SUBGROUP) for g in (*humans, *networks)])
+                shown = {True: "alike", False: "not alike", None: "not evaluated"}[pooled_alike[0]]
+                text += f". Pooled as the release did ({shown}): {pooled_alike[1]}"
+            results["merged_subgroups"] = (verdict, text)
         for conclusion in conclusions:
             verdict, text = results.get(conclusion.key, (None, lacking[conclusion.key]))
             conclusion.verdicts[method] = verdict

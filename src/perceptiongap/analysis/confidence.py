@@ -1,7 +1,9 @@
 """Predictive confidence (METHOD §6): the posterior of the severity effect gamma[s, g].
 
 A negative gamma[s, g] means that filtering at severity s lowers the observers' predicted
-probabilities for subgroup g: they become less confident.
+probabilities for subgroup g: they become less confident. ``p_confidence_above_margin`` is the
+posterior probability (the fraction of draws) that gamma[s, g] > -CONFIDENCE_MARGIN: evidence that
+filtering does not lower confidence by more than the margin (:mod:`perceptiongap.analysis.margins`).
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
+from perceptiongap.analysis.margins import CONFIDENCE_MARGIN
 from perceptiongap.analysis.posterior import SAMPLE_DIMS, posterior_group
 from perceptiongap.errors import InputError
 
-CONFIDENCE_COLUMNS = ("subgroup", "severity_mm", "confidence_mean", "confidence_sd", "p_confidence_positive")
+CONFIDENCE_COLUMNS = ("subgroup", "severity_mm", "confidence_mean", "confidence_sd", "p_confidence_positive",
+                      "p_confidence_above_margin")
 
 
 def probability_positive(mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
@@ -35,7 +39,7 @@ def probability_positive(mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
 
 
 def predictive_confidence(
-    posterior: az.InferenceData | xr.Dataset, *, pooled: Sequence[str] | None = None
+    posterior: az.InferenceData | xr.Dataset, *, pooled: Sequence[str] | None = None, pooled_name: str | None = None
 ) -> pd.DataFrame:
     """Posterior mean and sd (ddof=0, over all chains and draws) of gamma per subgroup and severity.
 
@@ -44,8 +48,9 @@ def predictive_confidence(
     where gamma is 0 by construction.
 
     ``pooled`` (e.g. ``("microcalcifications", "soft_tissue_lesions")``) instead pools the draws of
-    those subgroups into one sample, named by joining them with ``+``: what the release's
-    perturbation-study script does at its pinned commit, for every subgroup it is asked about.
+    those subgroups into one sample, named ``pooled_name`` or by joining them with ``+``: what the
+    release's perturbation-study script does at its pinned commit, for every subgroup it is asked
+    about (its merged-subgroup panel pools gamma[:, :2], the two analysed subgroups).
     """
     gamma = posterior_group(posterior)["gamma"]
     if pooled is not None:
@@ -54,14 +59,20 @@ def predictive_confidence(
         if absent:
             raise InputError(f"subgroup {absent[0]!r} is not in the posterior ({', '.join(names)})", source="posterior")
         draws = gamma.sel(subgroup=list(pooled)).stack(pooled_sample=(*SAMPLE_DIMS, "subgroup"))
-        mean = draws.mean("pooled_sample").expand_dims(subgroup=["+".join(pooled)])
-        sd = draws.std("pooled_sample", ddof=0).expand_dims(subgroup=["+".join(pooled)])
+        name = [pooled_name or "+".join(pooled)]
+        mean = draws.mean("pooled_sample").expand_dims(subgroup=name)
+        sd = draws.std("pooled_sample", ddof=0).expand_dims(subgroup=name)
+        above = (draws > -CONFIDENCE_MARGIN).mean("pooled_sample").expand_dims(subgroup=name)
     else:
         mean = gamma.mean(SAMPLE_DIMS)
         sd = gamma.std(SAMPLE_DIMS, ddof=0)
-    table = xr.Dataset({"confidence_mean": mean, "confidence_sd": sd}).transpose("subgroup", "severity")
+        above = (gamma > -CONFIDENCE_MARGIN).mean(SAMPLE_DIMS)
+    above = above.where(sd > 0)  # severity 0: gamma is 0 by construction, nothing to judge
+    table = xr.Dataset({"confidence_mean": mean, "confidence_sd": sd, "p_confidence_above_margin": above}
+                       ).transpose("subgroup", "severity")
     frame = table.to_dataframe().reset_index()
     frame["p_confidence_positive"] = probability_positive(frame["confidence_mean"], frame["confidence_sd"])
+    frame["p_confidence_above_margin"] = frame["p_confidence_above_margin"].astype(float)
     frame = frame.rename(columns={"severity": "severity_mm"})
     frame["subgroup"] = frame["subgroup"].astype(str)
     frame["severity_mm"] = frame["severity_mm"].astype(float)

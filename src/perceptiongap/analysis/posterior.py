@@ -22,6 +22,7 @@ import numpy as np
 import xarray as xr
 
 from perceptiongap.errors import InputError
+from perceptiongap.model.posterior_io import PREDICTIVE_MEAN_GROUP
 
 #: The variables the analyses read, with the dims each must have after (chain, draw).
 POSTERIOR_DIMS: dict[str, tuple[str, ...]] = {
@@ -51,9 +52,15 @@ class CaseInfo:
 
 
 def posterior_group(posterior: az.InferenceData | xr.Dataset, source: str = "posterior") -> xr.Dataset:
-    """The ``posterior`` group, checked to hold the model's variables with their named dims."""
+    """The ``posterior`` group, checked to hold the model's variables with their named dims.
+
+    A compact posterior (a results folder's default) lacks ``mu`` and has its posterior predictive mean instead.
+    """
     dataset = posterior.posterior if isinstance(posterior, az.InferenceData) else posterior
+    compact = isinstance(posterior, az.InferenceData) and PREDICTIVE_MEAN_GROUP in posterior.groups()
     for name, dims in POSTERIOR_DIMS.items():
+        if compact and name == "mu" and name not in dataset:
+            continue
         if name not in dataset:
             raise InputError(f"variable {name!r} is missing", source=source)
         if set(dataset[name].dims) != {*SAMPLE_DIMS, *dims}:
@@ -79,7 +86,7 @@ def posterior_cases(posterior: az.InferenceData, source: str = "posterior") -> C
     for name in ("case_label", "case_subgroup"):
         if name not in constant or constant[name].dims != ("case",):
             raise InputError(f"constant_data variable {name!r} (case) is missing", source=source)
-    n_cases = posterior.posterior.sizes["case"]
+    n_cases = posterior.posterior.sizes.get("case", constant.sizes["case"])
     if constant.sizes["case"] != n_cases:
         raise InputError(
             f"constant_data has {constant.sizes['case']} cases, the posterior {n_cases}", source=source
@@ -131,15 +138,19 @@ def _label_index(dataset: xr.Dataset, cases: CaseInfo, variable: str) -> np.ndar
     return np.where(cases.label == MALIGNANT, malignant, 1 - malignant)
 
 
-def case_bias_draws(dataset: xr.Dataset, cases: CaseInfo, dtype: type = np.float64) -> np.ndarray:
-    """Each case's bias b[g] + mu[n] as draws (sample, case); b[g, l] of its label where the
+def subgroup_bias_draws(dataset: xr.Dataset, cases: CaseInfo, dtype: type = np.float64) -> np.ndarray:
+    """Each case's subgroup bias b[g] as draws (sample, case); b[g, l] of its label where the
     posterior has ``b_label``."""
     subgroup = subgroup_index(dataset, cases.subgroup)
     if "b_label" in dataset:
-        bias = draws(dataset, "b_label", dtype)[:, subgroup, _label_index(dataset, cases, "b_label")]
-    else:
-        bias = draws(dataset, "b", dtype)[:, subgroup]
-    return bias + draws(dataset, "mu", dtype)
+        return draws(dataset, "b_label", dtype)[:, subgroup, _label_index(dataset, cases, "b_label")]
+    return draws(dataset, "b", dtype)[:, subgroup]
+
+
+def case_bias_draws(dataset: xr.Dataset, cases: CaseInfo, dtype: type = np.float64) -> np.ndarray:
+    """Each case's bias b[g] + mu[n] as draws (sample, case); b[g, l] of its label where the
+    posterior has ``b_label``."""
+    return subgroup_bias_draws(dataset, cases, dtype) + draws(dataset, "mu", dtype)
 
 
 def severity_effect_draws(dataset: xr.Dataset, cases: CaseInfo, dtype: type = np.float64

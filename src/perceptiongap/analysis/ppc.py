@@ -33,11 +33,13 @@ from perceptiongap.analysis.posterior import (
     posterior_cases,
     posterior_group,
     severity_effect_draws,
+    subgroup_bias_draws,
     subgroup_index,
 )
+from perceptiongap.errors import InputError
 from perceptiongap.vocabulary import ANALYSED_SUBGROUPS
 
-__all__ = ["HIGH", "LOW", "PPC_COLUMNS", "failed_checks", "masked_ks_statistic", "posterior_predictive_check",
+__all__ = ["HIGH", "LOW", "PPC_CASE_DRAWS_GROUP", "PPC_COLUMNS", "checked_draws", "failed_checks", "masked_ks_statistic", "posterior_predictive_check",
            "ppc_table", "separability_statistic"]
 
 #: The columns of ``tables/ppc.csv``.
@@ -91,8 +93,30 @@ def separability_statistic(prediction: np.ndarray, observed: np.ndarray, positiv
     return np.where(counts > 0, total / np.maximum(counts, 1), np.nan)
 
 
-def _draw_indices(n_samples: int, n_draws: int) -> np.ndarray:
+#: Group of a compact posterior holding ``mu`` at the draws the checks replicate (:func:`checked_draws`).
+PPC_CASE_DRAWS_GROUP = "ppc_case_draws"
+
+
+def checked_draws(n_samples: int, n_draws: int = DEFAULT_DRAWS) -> np.ndarray:
+    """The (chain x draw)-flattened indices of the draws a check replicates: ``n_draws`` evenly spaced."""
     return np.unique(np.linspace(0, n_samples - 1, min(n_draws, n_samples)).round().astype(int))
+
+
+_draw_indices = checked_draws
+
+
+def _case_bias_at(posterior: az.InferenceData, dataset, cases, chosen: np.ndarray) -> np.ndarray:
+    """b[g] + mu[n] at the ``chosen`` draws (draw, case): from the ``mu`` draws, or from the ones a
+    compact posterior keeps for the checks (group :data:`PPC_CASE_DRAWS_GROUP`)."""
+    if "mu" in dataset.data_vars:
+        return case_bias_draws(dataset, cases)[chosen]
+    kept = getattr(posterior, PPC_CASE_DRAWS_GROUP)["mu"]
+    index = {int(sample): k for k, sample in enumerate(kept["ppc_sample"].values)}
+    if not all(int(sample) in index for sample in chosen):
+        raise InputError(f"a compact posterior keeps the per-case draws of {len(index)} draws only, not those of "
+                         f"this check ({len(chosen)} draws); fit with --keep-all-draws", source="posterior")
+    mu = np.asarray(kept.transpose("ppc_sample", "case").values, dtype=np.float64)
+    return subgroup_bias_draws(dataset, cases)[chosen] + mu[[index[int(sample)] for sample in chosen]]
 
 
 def posterior_predictive_check(
@@ -116,8 +140,11 @@ def posterior_predictive_check(
     human = str(dataset.attrs.get("observer_kind", "machine")) == "human"
     subgroup = subgroup_index(dataset, cases.subgroup)
     effects, column = severity_effect_draws(dataset, cases)
-    case_bias, nu = case_bias_draws(dataset, cases), draws(dataset, "nu")
+    nu = draws(dataset, "nu")
     chosen = _draw_indices(nu.shape[0], n_draws)
+    case_bias = _case_bias_at(posterior, dataset, cases, chosen)  # (draw, case), in the order of chosen
+    effects, nu = effects[chosen], nu[chosen]
+    chosen = np.arange(len(chosen))
     rng = np.random.default_rng([int(seed), max(int(dataset.attrs.get("seed", 0)), 0), len(observer_group)])
     malignant = cases.label == "malignant"
     masks = {name: (malignant & (cases.subgroup == name), ~malignant) for name in subgroups}
@@ -163,7 +190,14 @@ def ppc_table(
     seed: int = 0,
 ) -> pd.DataFrame:
     """``tables/ppc.csv``: the checks of every fit; fits of one (model, inference, group) (seeds)
-    are combined by the median of each number."""
+    are combined by the median of each number.
+
+    A check replicates predictions from the per-case draws ``mu``; a compact posterior (a results
+    folder's default, :mod:`perceptiongap.results.compact`) keeps them at the checked draws only
+    (:data:`PPC_CASE_DRAWS_GROUP`); one written before it did (without either) is left out.
+    """
+    posteriors = [p for p in posteriors
+                  if "mu" in p.posterior.data_vars or PPC_CASE_DRAWS_GROUP in p.groups()]
     if not posteriors:
         return pd.DataFrame(columns=list(PPC_COLUMNS))
     tables = pd.concat([posterior_predictive_check(p, subgroups, n_draws=n_draws, seed=seed) for p in posteriors],

@@ -29,6 +29,7 @@ from perceptiongap.analysis.posterior import (
     severity_effect_draws,
     subgroup_index,
 )
+from perceptiongap.model.posterior_io import PREDICTIVE_MEAN_GROUP
 
 #: Draws summed per loop step: fewer, larger steps amortise XLA's per-iteration cost.
 _DRAWS_PER_STEP = 2
@@ -130,9 +131,14 @@ def posterior_predictive(posterior: az.InferenceData) -> xr.DataArray:
     """Posterior predictive probability for every (observer, severity, case), observed or not.
 
     Returns a float64 DataArray with dims (observer, severity, case) and the posterior's coordinates
-    (including ``exam`` and ``breast`` on case): the mean over all chains and draws.
+    (including ``exam`` and ``breast`` on case): the mean over all chains and draws. A compact posterior
+    (without ``mu`` draws, :mod:`perceptiongap.results.compact`) gives the mean stored with it.
     """
     dataset = posterior_group(posterior)
+    if "mu" not in dataset.data_vars and PREDICTIVE_MEAN_GROUP in posterior.groups():
+        # A compact posterior of a results folder: the mean was computed by this function when the fit was saved.
+        stored = getattr(posterior, PREDICTIVE_MEAN_GROUP)["mean"].astype(np.float64)
+        return stored.rename("posterior_predictive").assign_attrs(dict(dataset.attrs))
     cases = posterior_cases(posterior)
     effects, column = severity_effect_draws(dataset, cases, np.float32)
     if "b_label" in dataset:  # a bias per label: pass each case's whole bias as mu, and b = 0

@@ -17,8 +17,10 @@ import xarray as xr
 from scipy import stats
 
 from perceptiongap.analysis.ks import ks_statistic
+from perceptiongap.analysis.margins import EVIDENCE_LEVEL
 
-SEPARABILITY_COLUMNS = ("severity_mm", "separability_mean", "separability_sd", "p_separability_drop")
+SEPARABILITY_COLUMNS = ("severity_mm", "separability_mean", "separability_sd", "p_separability_drop",
+                        "separability_drop_upper")
 
 
 def class_separability(
@@ -89,8 +91,31 @@ def separability_drop_pvalues(ks: xr.DataArray) -> xr.DataArray:
                         name="p_separability_drop")
 
 
+def separability_drop_upper(ks: xr.DataArray, level: float = EVIDENCE_LEVEL) -> xr.DataArray:
+    """One-sided ``level`` upper bound of the mean drop in separability from severity 0, (severity,).
+
+    Each sample (observer) gives a paired drop ks[severity 0] - ks[s]; the bound is
+    mean + t(level, n - 1) * sd / sqrt(n) over the samples with both values (sd with ddof=1).
+    NaN at severity 0 and where fewer than two samples have both values. A bound below a margin
+    is evidence that the drop is smaller than the margin (:mod:`perceptiongap.analysis.margins`).
+    """
+    samples = _stack_samples(ks)
+    reference = _reference_index(samples)
+    values = samples.values
+    bounds = np.full(values.shape[1], np.nan)
+    for s in range(values.shape[1]):  # a handful of severities
+        drops = values[:, reference] - values[:, s]
+        drops = drops[~np.isnan(drops)]
+        if s != reference and drops.size >= 2:
+            sd = drops.std(ddof=1)
+            bounds[s] = drops.mean() + stats.t.ppf(level, drops.size - 1) * sd / np.sqrt(drops.size)
+    return xr.DataArray(bounds, dims=("severity",), coords={"severity": samples["severity"]},
+                        name="separability_drop_upper")
+
+
 def separability_summary(ks: xr.DataArray) -> pd.DataFrame:
-    """Mean and sd (ddof=0, NaN ignored) over samples and the drop p-value, one row per severity.
+    """Mean and sd (ddof=0, NaN ignored) over samples, the drop p-value and the drop's upper bound
+    (:func:`separability_drop_upper`), one row per severity.
 
     Columns ``SEPARABILITY_COLUMNS``; every dim of ``ks`` other than ``severity`` is a sample dim.
     """
@@ -105,5 +130,6 @@ def separability_summary(ks: xr.DataArray) -> pd.DataFrame:
             "separability_mean": mean,
             "separability_sd": sd,
             "p_separability_drop": separability_drop_pvalues(ks).values,
+            "separability_drop_upper": separability_drop_upper(ks).values,
         }
     )

@@ -24,10 +24,15 @@ from perceptiongap.vocabulary import ANALYSED_SUBGROUPS, PAPER_OBSERVER_GROUPS
 #: The columns of ``tables/perturbation_study.csv`` (and ``merged_subgroups.csv``).
 PERTURBATION_COLUMNS = (
     "model", "inference", "observer_group", "subgroup", "severity_mm",
-    "confidence_mean", "confidence_sd", "p_confidence_positive",
-    "separability_mean", "separability_sd", "p_separability_drop",
+    "confidence_mean", "confidence_sd", "p_confidence_positive", "p_confidence_above_margin",
+    "separability_mean", "separability_sd", "p_separability_drop", "separability_drop_upper",
     "fits", "frac_confidence_significant", "frac_separability_significant",
 )
+#: The columns of ``tables/merged_subgroups.csv``: ``merged_by`` is ``refit`` (the model refitted with
+#: the subgroups merged), ``pooled`` (the release's way: the separate fit's draws pooled) or ``none``
+#: (the observed rows, which use no model).
+MERGED_COLUMNS = ("merged_by", *PERTURBATION_COLUMNS)
+MERGED_BY = ("refit", "pooled", "none")
 #: Canonical order of rows; names not listed here follow, alphabetically.
 INFERENCE_ORDER = ("stan-advi", "advi", "nuts", "observed")
 MODEL_ORDER = ("release", "label_specific", "independent", "observer_slopes")
@@ -36,8 +41,8 @@ SIGNIFICANCE_LEVEL = 0.05
 NO_MODEL = "none"
 
 _KEY = ["model", "inference", "observer_group", "subgroup", "severity_mm"]
-_STATISTICS = ["confidence_mean", "confidence_sd", "p_confidence_positive",
-               "separability_mean", "separability_sd", "p_separability_drop"]
+_STATISTICS = ["confidence_mean", "confidence_sd", "p_confidence_positive", "p_confidence_above_margin",
+               "separability_mean", "separability_sd", "p_separability_drop", "separability_drop_upper"]
 
 
 def fit_table(posterior: az.InferenceData, subgroups: Sequence[str] = ANALYSED_SUBGROUPS) -> pd.DataFrame:
@@ -57,6 +62,29 @@ def fit_table(posterior: az.InferenceData, subgroups: Sequence[str] = ANALYSED_S
     table = pd.concat(separability, ignore_index=True).merge(
         confidence, on=["subgroup", "severity_mm"], how="left", validate="one_to_one"
     )
+    table.insert(0, "observer_group", observer_group)
+    table.insert(0, "inference", inference)
+    table.insert(0, "model", model)
+    return table.loc[:, [*_KEY, *_STATISTICS]]
+
+
+def pooled_fit_table(posterior: az.InferenceData, pooled: Sequence[str], name: str) -> pd.DataFrame:
+    """The release's merged-subgroup analysis of one separate fit, as subgroup ``name``.
+
+    Confidence from the draws of gamma of the ``pooled`` subgroups pooled into one sample
+    (``predictive_confidence(..., pooled=...)``); separability from the separate fit's posterior
+    predictive with the malignant breasts of every pooled subgroup as positives. Columns as
+    :func:`fit_table`.
+    """
+    model, inference, observer_group = fit_key(posterior)
+    cases = posterior_cases(posterior)
+    confidence = predictive_confidence(posterior, pooled=pooled, pooled_name=name)
+    subgroup = np.where(np.isin(np.asarray(cases.subgroup).astype(str), list(pooled)), name,
+                        np.asarray(cases.subgroup).astype(str))
+    separability = separability_summary(class_separability(posterior_predictive(posterior), cases.label, subgroup,
+                                                            name))
+    separability.insert(0, "subgroup", name)
+    table = separability.merge(confidence, on=["subgroup", "severity_mm"], how="left", validate="one_to_one")
     table.insert(0, "observer_group", observer_group)
     table.insert(0, "inference", inference)
     table.insert(0, "model", model)
@@ -105,6 +133,30 @@ def summarise_fits(
 def _rank(values: pd.Series, order: Sequence[str]) -> pd.Series:
     known = {name: i for i, name in enumerate(order)}
     return values.map(lambda name: (known.get(name, len(known)), name))
+
+
+def pooled_merged_table(posteriors: Iterable[az.InferenceData], pooled: Sequence[str], name: str) -> pd.DataFrame:
+    """Rows of the release's merged analysis (:func:`pooled_fit_table`) of the separate fits, combined over
+    seeds per (model, inference, observer group) as :func:`combine_fits` does. Columns ``PERTURBATION_COLUMNS``."""
+    by_fit: dict[tuple[str, str, str], list[az.InferenceData]] = {}
+    for posterior in posteriors:
+        by_fit.setdefault(fit_key(posterior), []).append(posterior)
+    blocks = [combine_fits([pooled_fit_table(posterior, pooled, name) for posterior in fits])
+              for fits in by_fit.values()]
+    return pd.concat(blocks, ignore_index=True) if blocks else pd.DataFrame(columns=list(PERTURBATION_COLUMNS))
+
+
+def merged_subgroups_table(refit: pd.DataFrame, pooled: pd.DataFrame) -> pd.DataFrame:
+    """``tables/merged_subgroups.csv``: the refit's rows (observed rows among them) and the pooled rows,
+    with ``merged_by`` (:data:`MERGED_BY`). Columns ``MERGED_COLUMNS``."""
+    refit = refit.assign(merged_by=np.where(refit["inference"] == "observed", "none", "refit"))
+    table = pd.concat([refit, pooled.assign(merged_by="pooled")], ignore_index=True)
+    order = table["merged_by"].map({name: i for i, name in enumerate(MERGED_BY)})
+    model = _rank(table["model"], (*MODEL_ORDER, NO_MODEL))
+    inference = _rank(table["inference"], INFERENCE_ORDER)
+    table = table.assign(_model=model, _inference=inference, _by=order).sort_values(
+        ["_model", "_inference", "_by"], kind="stable").drop(columns=["_model", "_inference", "_by"])
+    return table.loc[:, list(MERGED_COLUMNS)].reset_index(drop=True)
 
 
 def perturbation_study_table(

@@ -20,7 +20,7 @@ import typer
 from perceptiongap.errors import InputError
 from perceptiongap.files import os_error_message
 
-__all__ = ["INTERRUPTED_MESSAGE", "Interrupted", "app", "main"]
+__all__ = ["INTERRUPTED_MESSAGE", "Interrupted", "app", "main", "plain_help"]
 
 app = typer.Typer(
     name="perceptiongap",
@@ -29,6 +29,28 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib import metadata
+
+        try:
+            version = metadata.version("perceptiongap")
+        except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+            version = "unknown"
+        typer.echo(f"perceptiongap {version}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the installed version and exit."),
+) -> None:
+    """Measure whether humans and machines use the same image features (Makino et al. 2022)."""
+
 
 # Each module adds its commands to `app` on import; the order is the order of the data flow.
 from perceptiongap.cli import perturb, predict, readers, release, fit, report, stats, plan  # noqa: E402,F401,I001
@@ -107,11 +129,68 @@ def _speak_flags(group) -> None:
         command.callback = wrapped
 
 
+_CLICK_TYPE_NAMES = {"str": "TEXT", "int": "INTEGER", "int range": "INTEGER", "float": "FLOAT",
+                     "float range": "FLOAT", "bool": "BOOLEAN", "path": "PATH", "file": "PATH", "dir": "PATH",
+                     "directory": "PATH"}
+
+
+def _plain_label(typer_label: str | None, nargs: int) -> str | None:
+    """Typer's type label as Click writes it: ``<path>`` -> PATH, ``<int range>`` -> INTEGER, ``<list[Path]>`` ->
+    PATH..., ``<parquet|csv>`` -> [parquet|csv]."""
+    if not typer_label:
+        return typer_label
+    label = typer_label.strip("<>")
+    many = nargs != 1 or label.startswith("list[")
+    if label.startswith("list[") and label.endswith("]"):
+        label = label[5:-1]
+    if "|" in label:
+        shown = f"[{label}]"
+    else:
+        shown = _CLICK_TYPE_NAMES.get(label.lower(), label.upper())
+    return shown + ("..." if many else "")
+
+
+def _plain_parameters(parameters: list) -> list:
+    for parameter in parameters:
+        if getattr(parameter, "_plain_help", False) or not hasattr(parameter, "display_type_rich"):
+            continue  # done already, or a Click that needs no help (Typer before 0.29)
+        if getattr(parameter, "is_flag", False):
+            parameter.display_type_rich = lambda ctx: None
+        elif hasattr(parameter, "display_type"):
+            parameter.display_type_rich = (lambda ctx, _shown=parameter.display_type, _nargs=parameter.nargs:
+                                           _plain_label(_shown(ctx), _nargs))
+        if getattr(parameter, "param_type_name", "") == "argument":
+            name = parameter.name.upper()
+            parameter.metavar = name
+            usage = (name if parameter.required else f"[{name}]") + ("..." if parameter.nargs != 1 else "")
+            parameter._usage_display_name = lambda _usage=usage: _usage
+        parameter._plain_help = True
+    return parameters
+
+
+def plain_help(command) -> None:
+    """Help as Click writes it, for ``command`` and every command under it: no ``<bool>`` after a flag (nor after
+    ``--help``), PATH instead of ``<path>``, ``OBSERVATIONS`` instead of ``{observations}``, ``INPUTS...`` instead of
+    ``<list[Path]>``.
+
+    Typer >= 0.29 draws its own type labels; they are replaced here, once, for every parameter, including the
+    ``--help`` option each command creates when help is asked for (hence the wrapped ``get_params``).
+    """
+    get_params = command.get_params
+    command.get_params = lambda ctx: _plain_parameters(get_params(ctx))
+    for sub in getattr(command, "commands", {}).values():
+        plain_help(sub)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: exit code 0, 2 (bad input, usage, an output in use) or 130 (Ctrl-C)."""
+    from perceptiongap.cli.progress import show_log_messages
+
     usage_errors, aborts = _click_errors()
     command = typer.main.get_command(app)
     _speak_flags(command)
+    plain_help(command)
+    show_log_messages()
     try:
         # standalone_mode=False lets our handlers below see errors and interrupts first.
         code = command.main(args=argv, prog_name="perceptiongap", standalone_mode=False)

@@ -19,6 +19,10 @@ MODEL_HELP = ("Comma-separated model variants: release (the paper's), label_spec
 CLUSTER_HELP = ("Run the fits on Dask: 'local:N' for a local cluster of N processes, or a scheduler address "
                 "'tcp://HOST:PORT'.")
 SHARED_HELP = "Shared data folder holding the sample mammograms for the filtering figure."
+KEEP_ALL_DRAWS_HELP = ("Keep every draw of every parameter in the posteriors (about 4x the size on the release); "
+                       "by default the per-case draws are replaced by their posterior predictive mean.")
+BOOTSTRAP_HELP = ("Case-bootstrap replicates for the intervals of the reader-study statistics (accuracy, error "
+                  "consistency), seeded by the run's seed; `perceptiongap accuracy` uses 2000.")
 
 
 def print_conclusions(results: Path) -> None:
@@ -40,6 +44,23 @@ def print_conclusions(results: Path) -> None:
     console.print(table)
 
 
+def print_statistics(results: Path) -> None:
+    """Where the reader-study statistics are (tables/), or why `analyse` skipped them (run.json)."""
+    from perceptiongap.results import ResultsFolder, read_run_record
+    from perceptiongap.results.layout import STATISTICS_TABLE_NAMES
+
+    folder = ResultsFolder(results)
+    paths = [folder.table_path(name) for name in STATISTICS_TABLE_NAMES]
+    if all(path.is_file() for path in paths):
+        console.print("reader-study statistics (sensitivity, specificity and AUC per observer; error consistency):")
+        for path in paths:
+            console.print(f"  {path}", markup=False, highlight=False, soft_wrap=True)
+        return
+    record, _, _ = read_run_record(folder)
+    why = ((record.statistics or {}).get("skipped") if record is not None else None) or "not computed"
+    console.print(f"reader-study statistics: none ({why})", markup=False, highlight=False, soft_wrap=True)
+
+
 @app.command()
 def fit(
     observations: Path = typer.Argument(..., help="Observations file (Parquet or CSV)."),
@@ -54,6 +75,7 @@ def fit(
     force: bool = typer.Option(False, "--force", help="Start afresh: remove what an earlier run wrote there."),
     resume: bool = typer.Option(False, "--resume", help="Continue a results folder, keeping finished fits."),
     cluster: str | None = typer.Option(None, "--cluster", help=CLUSTER_HELP),
+    keep_all_draws: bool = typer.Option(False, "--keep-all-draws", help=KEEP_ALL_DRAWS_HELP),
 ) -> None:
     """Fit the model to every observer group of a study; one netCDF posterior per fit."""
     from perceptiongap.results import fit as fit_stage
@@ -61,7 +83,7 @@ def fit(
     with TerminalProgress() as terminal:
         fit_stage(observations, cases, out=out, inference=inference, model=model, seed=seed, advi_seeds=advi_seeds,
                   merged=merged, subgroups=subgroups, force=force, resume=resume, cluster=cluster,
-                  on_progress=terminal.progress, on_message=terminal.message)
+                  keep_all_draws=keep_all_draws, on_progress=terminal.progress, on_message=terminal.message)
     console.print(f"results: {out}")
 
 
@@ -71,17 +93,20 @@ def analyse(
     report: bool = typer.Option(True, "--report/--no-report", help="Render figures and the HTML report."),
     model: str | None = typer.Option(None, "--model", help="Analyse only these comma-separated model variants "
                                      "(default: every variant fitted in the folder)."),
+    bootstrap: int = typer.Option(500, "--bootstrap", help=BOOTSTRAP_HELP),
     shared_dir: Path | None = typer.Option(None, "--shared", envvar="PERCEPTIONGAP_SHARED", help=SHARED_HELP),
 ) -> None:
-    """Predictive confidence, class separability and their tests from the fits: tables/*.csv."""
+    """Predictive confidence, class separability and their tests from the fits, and the reader-study
+    statistics of the study: tables/*.csv."""
     from perceptiongap.results import analyse as analyse_stage
 
     with TerminalProgress() as terminal:
-        analyse_stage(results, report=report, model=model, shared_dir=shared_dir, on_progress=terminal.progress,
-                      on_message=terminal.message)
+        analyse_stage(results, report=report, model=model, bootstrap=bootstrap, shared_dir=shared_dir,
+                      on_progress=terminal.progress, on_message=terminal.message)
     from perceptiongap.results import ResultsFolder
 
     print_conclusions(results)
+    print_statistics(results)
     if report:
         console.print(f"report: {ResultsFolder(results).report_path}")
 
@@ -97,18 +122,22 @@ def reproduce(
     advi_seeds: int = typer.Option(5, "--advi-seeds", min=1, help="How many seeds stan-advi runs."),
     force: bool = typer.Option(False, "--force", help="Start afresh: remove what an earlier run wrote there."),
     resume: bool = typer.Option(False, "--resume", help="Continue a results folder, keeping finished fits."),
+    bootstrap: int = typer.Option(500, "--bootstrap", help=BOOTSTRAP_HELP),
     shared_dir: Path | None = typer.Option(None, "--shared", envvar="PERCEPTIONGAP_SHARED", help=SHARED_HELP),
     cluster: str | None = typer.Option(None, "--cluster", help=CLUSTER_HELP),
+    keep_all_draws: bool = typer.Option(False, "--keep-all-draws", help=KEEP_ALL_DRAWS_HELP),
 ) -> None:
     """Reproduce every number of the paper from the authors' released predictions."""
     from perceptiongap.results import reproduce as reproduce_stage
 
     with TerminalProgress() as terminal:
         out = reproduce_stage(data=data, out=out, inference=inference, model=model, seed=seed, advi_seeds=advi_seeds,
-                              force=force, resume=resume, shared_dir=shared_dir, cluster=cluster, on_progress=terminal.progress,
-                        on_message=terminal.message)
+                              force=force, resume=resume, bootstrap=bootstrap, shared_dir=shared_dir, cluster=cluster,
+                              keep_all_draws=keep_all_draws, on_progress=terminal.progress,
+                              on_message=terminal.message)
     from perceptiongap.results import ResultsFolder
 
     print_conclusions(out)
+    print_statistics(out)
     console.print(f"report: {ResultsFolder(out).report_path}")
     console.print(f"results: {out}")

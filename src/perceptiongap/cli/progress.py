@@ -5,6 +5,7 @@
 - :func:`progress_callback`: a single bar as a ``progress(done, total)`` callback, the form
   ``perturb``, ``compose`` and ``predict`` report in.
 - :func:`progress_bar`: the bar's look (counts, elapsed and remaining time), for anything else.
+- :func:`show_log_messages`: log records (warnings and above) as their message alone, above the bars.
 
 A bar appears at the first report, not before: an error found while the inputs are checked
 prints alone.
@@ -13,14 +14,42 @@ prints alone.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-__all__ = ["TerminalProgress", "console", "progress_bar", "progress_callback"]
+__all__ = ["TerminalProgress", "console", "progress_bar", "progress_callback", "show_log_messages"]
 
 console = Console(stderr=True)
+
+
+class _MessageOnly(logging.Handler):
+    """A log record as its message alone, one unwrapped line on the bars' console (so above any live bar)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            console.print(self.format(record), markup=False, highlight=False, soft_wrap=True)
+        except Exception:  # a handler must not raise: logging's own policy
+            self.handleError(record)
+
+
+def show_log_messages() -> None:
+    """Show warnings logged by perceptiongap and its libraries as one plain line each on stderr, above any bar.
+
+    Rich's logging handler adds the time, the level and ``file.py:62`` with terminal hyperlinks to every line;
+    a person running a command needs the message alone. Logging configured already (by a program that calls
+    :func:`~perceptiongap.cli.main`, or by pytest) is left as it is; calling this again changes nothing.
+    """
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    handler = _MessageOnly(logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root.addHandler(handler)
+    if root.level == logging.NOTSET or root.level > logging.WARNING:
+        root.setLevel(logging.WARNING)
 
 
 def progress_bar() -> Progress:

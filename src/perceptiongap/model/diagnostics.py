@@ -7,11 +7,21 @@ approximation is from the posterior: below 0.5 good, 0.5-0.7 usable, above 0.7 u
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import arviz as az
 import numpy as np
 import pandas as pd
 
-__all__ = ["ESS_PER_CHAIN", "PARETO_K_LIMIT", "RHAT_LIMIT", "pareto_k_hat", "severity_effect_summary", "warnings_for"]
+__all__ = [
+    "ESS_PER_CHAIN",
+    "PARETO_K_LIMIT",
+    "RHAT_LIMIT",
+    "pareto_k_hat",
+    "severity_effect_summary",
+    "warnings_for",
+    "worst_severity_effect",
+]
 
 RHAT_LIMIT = 1.01
 ESS_PER_CHAIN = 100
@@ -31,8 +41,33 @@ def severity_effect_summary(posterior: az.InferenceData) -> pd.DataFrame:
     return az.summary(gamma.to_dataset(), kind="diagnostics", round_to="none")
 
 
-def warnings_for(posterior: az.InferenceData) -> list[str]:
-    """Plain-language warnings about one fit (empty when nothing is wrong)."""
+def worst_severity_effect(posterior: az.InferenceData, statistic: str) -> tuple[float, str, float]:
+    """(value, subgroup, severity_mm) of the severity effect with the largest R-hat (``"r_hat"``) or the smallest
+    bulk ESS (``"ess_bulk"``), over every perturbed severity and subgroup of a fit with chains."""
+    gamma = posterior.posterior["gamma"].isel(severity=slice(1, None))
+    values = (az.rhat(gamma) if statistic == "r_hat" else az.ess(gamma, method="bulk"))["gamma"]
+    flat = values.stack(cell=("severity", "subgroup"))
+    index = int(np.nanargmax(flat.values) if statistic == "r_hat" else np.nanargmin(flat.values))
+    cell = flat.isel(cell=index)
+    return float(cell.values), str(cell["subgroup"].values), float(cell["severity"].values)
+
+
+def _where(subgroup: str, severity_mm: float, analysed: Sequence[str] | None) -> str:
+    """Which parameter, and whether the analysis reads it."""
+    where = f"gamma of {subgroup} at {severity_mm:g} mm"
+    if analysed is None:
+        return where
+    if subgroup in analysed:
+        return f"{where}, an analysed subgroup: it enters the tables, figures and conclusions"
+    return f"{where}, not an analysed subgroup: it enters no table, figure or conclusion"
+
+
+def warnings_for(posterior: az.InferenceData, analysed_subgroups: Sequence[str] | None = None) -> list[str]:
+    """Plain-language warnings about one fit (empty when nothing is wrong).
+
+    A NUTS warning names the worst severity effect (subgroup and severity); given ``analysed_subgroups`` (the
+    subgroups the tables and conclusions read), it also says whether that effect enters them.
+    """
     attrs = posterior.posterior.attrs
     merged = ", merged subgroups" if attrs.get("merged") else ""
     name = f"{attrs.get('inference')} fit of {attrs.get('observer_group')} (seed {attrs.get('seed')}{merged})"
@@ -41,9 +76,13 @@ def warnings_for(posterior: az.InferenceData) -> list[str]:
         n_chains = posterior.posterior.sizes["chain"]
         summary = severity_effect_summary(posterior)
         if n_chains > 1 and summary["r_hat"].max() > RHAT_LIMIT:
-            found.append(f"{name}: R-hat of the severity effects up to {summary['r_hat'].max():.4f} (> {RHAT_LIMIT})")
+            value, subgroup, severity = worst_severity_effect(posterior, "r_hat")
+            found.append(f"{name}: R-hat of the severity effects up to {value:.4f} (> {RHAT_LIMIT}), "
+                         f"{_where(subgroup, severity, analysed_subgroups)}")
         if summary["ess_bulk"].min() < ESS_PER_CHAIN * n_chains:
-            found.append(f"{name}: bulk ESS of the severity effects as low as {summary['ess_bulk'].min():.0f}")
+            value, subgroup, severity = worst_severity_effect(posterior, "ess_bulk")
+            found.append(f"{name}: bulk ESS of the severity effects as low as {value:.0f}, "
+                         f"{_where(subgroup, severity, analysed_subgroups)}")
         divergences = int(posterior.sample_stats["diverging"].sum()) if "sample_stats" in posterior else 0
         if divergences:
             found.append(f"{name}: {divergences} divergent transitions")

@@ -26,7 +26,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-__all__ = ["case_log_likelihood", "cell_logits", "log_likelihood"]
+__all__ = ["case_log_likelihood", "cell_logits", "effect_gradients", "log_likelihood"]
 
 
 def cell_logits(case_bias, severity_effect, observer_effect, severity_index=None) -> jnp.ndarray:
@@ -41,16 +41,21 @@ def cell_logits(case_bias, severity_effect, observer_effect, severity_index=None
     return case_bias + severity_cells + observer_effect[:, None, :]
 
 
-def _severity_gradient(residual, severity_effect, severity_index):
-    """The residuals (observer, slot, case) summed into the severity effect's shape."""
+def effect_gradients(d_logit, severity_effect, severity_index=None):
+    """Sum per-cell derivatives d_logit (observer, slot, case) into the gradients of the three effects
+    (case,), the severity effect's shape ((severity, case) or (observer, severity, case)) and
+    (observer, case)."""
     if severity_index is None:
-        return residual if severity_effect.ndim == 3 else residual.sum(axis=0)
-    # A scatter-add over the cells; measured 4x faster than contracting with a one-hot (cell, severity).
-    case = jnp.broadcast_to(jnp.arange(severity_index.shape[-1]), severity_index.shape)
-    if severity_effect.ndim == 3:
-        observer = jnp.broadcast_to(jnp.arange(severity_index.shape[0])[:, None, None], severity_index.shape)
-        return jnp.zeros_like(severity_effect).at[observer, severity_index, case].add(residual)
-    return jnp.zeros_like(severity_effect).at[severity_index, case].add(residual)
+        d_severity = d_logit if severity_effect.ndim == 3 else d_logit.sum(axis=0)
+    else:
+        # A scatter-add over the cells; measured 4x faster than contracting with a one-hot (cell, severity).
+        case = jnp.broadcast_to(jnp.arange(severity_index.shape[-1]), severity_index.shape)
+        if severity_effect.ndim == 3:
+            observer = jnp.broadcast_to(jnp.arange(severity_index.shape[0])[:, None, None], severity_index.shape)
+            d_severity = jnp.zeros_like(severity_effect).at[observer, severity_index, case].add(d_logit)
+        else:
+            d_severity = jnp.zeros_like(severity_effect).at[severity_index, case].add(d_logit)
+    return d_logit.sum(axis=(0, 1)), d_severity, d_logit.sum(axis=1)
 
 
 def _forward(case_bias, severity_effect, observer_effect, prediction, observed, severity_index=None):
@@ -61,8 +66,7 @@ def _forward(case_bias, severity_effect, observer_effect, prediction, observed, 
     sigmoid = jnp.where(logit >= 0.0, 1.0, e) / (1.0 + e)
     value = jnp.sum(jnp.where(observed, prediction * logit - softplus, 0.0))
     residual = jnp.where(observed, prediction - sigmoid, 0.0)
-    d_severity = _severity_gradient(residual, severity_effect, severity_index)
-    return value, (residual.sum(axis=(0, 1)), d_severity, residual.sum(axis=1))
+    return value, effect_gradients(residual, severity_effect, severity_index)
 
 
 @jax.custom_vjp

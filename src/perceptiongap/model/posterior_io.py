@@ -14,6 +14,9 @@ dims, plus its own (:attr:`perceptiongap.model.spec.ModelSpec.posterior_dims`): 
 (observer) where it is scaled per observer. A posterior may also hold group ``log_likelihood``
 with ``prediction`` (chain, draw, case): the log-likelihood of each breast's observed cells
 summed (leave-one-breast-out). A posterior without attribute ``model`` is the release's.
+A results folder keeps by default a compact form (:mod:`perceptiongap.results.compact`): no ``mu``
+draws, and instead group ``predictive_mean`` with ``mean`` (observer, severity, case), their
+posterior predictive probability.
 """
 
 from __future__ import annotations
@@ -29,7 +32,11 @@ from perceptiongap.model.data import ModelData
 from perceptiongap.model.spec import LABELS
 from perceptiongap.model.variants import DEFAULT_MODEL, get_model
 
-__all__ = ["SITE_DIMS", "load_posterior", "model_of", "save_posterior", "site_dims", "to_inference_data"]
+__all__ = ["PREDICTIVE_MEAN_GROUP", "SITE_DIMS", "load_posterior", "model_of", "save_posterior", "site_dims",
+           "to_inference_data"]
+
+#: Group of a compact posterior holding the posterior predictive mean in place of the ``mu`` draws.
+PREDICTIVE_MEAN_GROUP = "predictive_mean"
 
 #: The release's variables in the posterior and their named dimensions (after chain and draw).
 SITE_DIMS: dict[str, list[str]] = {

@@ -29,6 +29,7 @@ __all__ = [
     "DATA_ENV",
     "DOWNLOAD_TIMEOUT_S",
     "INSTRUCTIONS_FILE",
+    "OFFLINE_HINT",
     "RELEASE_COMMIT",
     "RELEASE_FILES",
     "RELEASE_REPOSITORY",
@@ -82,6 +83,9 @@ INSTRUCTIONS_FILE = "perturbation_study_instructions.pdf"
 REQUIRED_FILES: tuple[str, ...] = tuple(name for name in RELEASE_FILES if name != INSTRUCTIONS_FILE)
 
 DOWNLOAD_TIMEOUT_S = 60.0
+#: What a failed download suggests: the release from a folder instead (`data` is shown as the command's flag).
+OFFLINE_HINT = ("; without network, point `data` (or $PERCEPTIONGAP_DATA) at a folder holding the release, "
+                "e.g. the nyu-release folder of the project's shared data ($PERCEPTIONGAP_SHARED/nyu-release)")
 
 
 def default_cache_dir() -> Path:
@@ -213,8 +217,8 @@ def _download_file(url: str, destination: Path, expected_sha256: str, advance: C
                     source=url,
                 )
     except urllib.error.HTTPError as error:
-        raise InputError(f"download failed: HTTP {error.code} {error.reason}", source=url) from error
+        raise InputError(f"download failed: HTTP {error.code} {error.reason}{OFFLINE_HINT}", source=url) from error
     except urllib.error.URLError as error:
-        raise InputError(f"download failed: {error.reason}", source=url) from error
+        raise InputError(f"download failed: {error.reason}{OFFLINE_HINT}", source=url) from error
     except (OSError, http.client.HTTPException) as error:
-        raise InputError(f"download failed: {error.strerror or error!r}", source=url) from error
+        raise InputError(f"download failed: {error.strerror or error!r}{OFFLINE_HINT}", source=url) from error

@@ -25,7 +25,8 @@ from perceptiongap.analysis.ppc import failed_checks
 from perceptiongap.analysis.summary import NO_MODEL
 from perceptiongap.analysis.tables import for_model, table_models
 from perceptiongap.files import PARTIAL_SUFFIX, atomic_write_text
-from perceptiongap.formatting import format_p_value
+from perceptiongap.analysis.fits import warning_groups
+from perceptiongap.formatting import format_p_relation, format_p_value
 from perceptiongap.locks import output_lock
 from perceptiongap.model.diagnostics import ESS_PER_CHAIN, PARETO_K_LIMIT, RHAT_LIMIT
 from perceptiongap.report.findings import (
@@ -42,6 +43,8 @@ from perceptiongap.results.store import Results, conclusions_of_model, read_resu
 
 __all__ = ["build_report", "format_value", "html_table", "main_view", "render_html", "report_context", "write_report"]
 
+from perceptiongap.analysis.margins import CONFIDENCE_MARGIN, EVIDENCE_LEVEL, SEPARABILITY_MARGIN
+
 TEMPLATE = "report.html.j2"
 VERDICTS = {True: ("supported", "yes"), False: ("not supported", "no"), None: ("not evaluated", "na")}
 
@@ -50,8 +53,13 @@ def _table_captions(results: Results) -> dict[str, str]:
     return {
         "perturbation_study": "tables/perturbation_study.csv: predictive confidence and class separability per "
                               "inference method, observer group, subgroup and severity (observed: the networks' own "
-                              "predictions, no model).",
-        "merged_subgroups": f"tables/merged_subgroups.csv: the same after refitting with {merged} as one subgroup.",
+                              "predictions, no model). The evidence of no effect: p_confidence_above_margin = "
+                              f"P(γ > -{CONFIDENCE_MARGIN:g} | D), separability_drop_upper = the one-sided "
+                              f"{EVIDENCE_LEVEL:.0%} upper bound of the mean drop from severity 0 (margin "
+                              f"{SEPARABILITY_MARGIN:g}).",
+        "merged_subgroups": f"tables/merged_subgroups.csv: the same with {merged} as one subgroup, refitted "
+                            "(merged_by refit) and as the release did it, pooling the separate fit's draws "
+                            "(merged_by pooled).",
         "annotation_study": "tables/annotation_study.csv: class separability of the networks with the ROI interior, "
                             "the ROI exterior or the entire image filtered (no model).",
     }
@@ -104,8 +112,9 @@ def _flag(column: str, value, chains: int | None = None) -> str:
     return ""
 
 
-def html_table(frame: pd.DataFrame, *, caption: str = "", flag: Callable[[str, object], str] | None = None) -> dict:
-    """A table for the template: caption, columns and rows of (text, css class) cells."""
+def html_table(frame: pd.DataFrame, *, caption: str = "", flag: Callable[[str, object], str] | None = None,
+               id: str = "") -> dict:
+    """A table for the template: html id, caption, columns and rows of (text, css class) cells."""
     columns = [str(c) for c in frame.columns]
     rows = []
     for record in frame.itertuples(index=False):
@@ -113,7 +122,7 @@ def html_table(frame: pd.DataFrame, *, caption: str = "", flag: Callable[[str, o
                      for column, value in zip(columns, record)])
     numeric = [pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
                for c in frame.columns]
-    return {"caption": caption, "columns": columns, "numeric": numeric, "rows": rows}
+    return {"id": id, "caption": caption, "columns": columns, "numeric": numeric, "rows": rows}
 
 
 # --------------------------------------------------------------------------------------------
@@ -196,13 +205,48 @@ def _stan_advi_stops(fits: pd.DataFrame) -> str | None:
     return f"{low}" if low == high else f"{low}-{high}"
 
 
-def _warnings(fits: pd.DataFrame) -> list[str]:
-    """Every warning of tables/fits.csv, naming merged-subgroup refits as such."""
-    found = []
-    for text, merged in zip(fits["warnings"].fillna("").astype(str), fits["merged"].astype(str).str.lower()):
-        suffix = " [merged-subgroup refit]" if merged in ("true", "1") else ""
-        found += [w + suffix for w in text.split(" | ") if w]
-    return found
+def _warning_groups(fits: pd.DataFrame) -> list[dict]:
+    """The warnings of tables/fits.csv grouped by kind, method and observer group (merged refits apart), with
+    counts; each group keeps its warnings' texts for a <details> list."""
+    groups = []
+    for row in warning_groups(fits).itertuples(index=False):
+        merged = " (merged-subgroup refits)" if row.merged else ""
+        groups.append({"kind": row.kind, "expected": bool(row.expected), "meaning": row.meaning,
+                       "title": f"{row.kind}: {row.fits} {row.inference} fit{'s' if row.fits > 1 else ''} of "
+                                f"{row.observer_group}{merged}",
+                       "warnings": list(row.warnings)})
+    return groups
+
+
+def _stan_advi_seed_example(perturbation: pd.DataFrame, observer_kinds: dict[str, str]) -> dict | None:
+    """A separability drop at the most severe filter on which this run's stan-advi seeds disagree, from the table.
+
+    The paper's example (GMIC, soft tissue lesions) when it is among them, else the first such cell of a network,
+    else of any group. None when the seeds agree everywhere or fewer than two were run.
+    """
+    rows = perturbation[(perturbation["inference"] == "stan-advi") & (perturbation["fits"] > 1)]
+    if rows.empty:
+        return None
+    most_severe = rows[rows["severity_mm"] == rows["severity_mm"].max()]
+    split = most_severe[(most_severe["frac_separability_significant"] > 0)
+                        & (most_severe["frac_separability_significant"] < 1)]
+    if split.empty:
+        return None
+    paper = split[(split["observer_group"] == "gmic") & (split["subgroup"] == "soft_tissue_lesions")]
+    networks = split[split["observer_group"].map(observer_kinds).eq("machine")]
+    row = (paper if len(paper) else networks if len(networks) else split).iloc[0]
+    fits = int(row["fits"])
+    nuts = perturbation[(perturbation["inference"] == "nuts") & (perturbation["observer_group"] == row["observer_group"])
+                        & (perturbation["subgroup"] == row["subgroup"])
+                        & (perturbation["severity_mm"] == row["severity_mm"])]
+    return {
+        "observer_group": row["observer_group"], "subgroup": row["subgroup"],
+        "severity": f"{row['severity_mm']:g}", "fits": fits,
+        "significant": int(round(row["frac_separability_significant"] * fits)),
+        "median_p": format_p_relation(row["p_separability_drop"]),
+        "nuts_p": format_p_relation(nuts["p_separability_drop"].iloc[0]) if len(nuts) else None,
+        "is_papers": bool(len(paper)) and float(row["severity_mm"]) == 4.0,
+    }
 
 
 def _diagnostics_summary(fits: pd.DataFrame) -> list[str]:
@@ -214,8 +258,23 @@ def _diagnostics_summary(fits: pd.DataFrame) -> list[str]:
             poor = int((rows["pareto_k"] > PARETO_K_LIMIT).sum())
             parts.append(f"Pareto k-hat {rows['pareto_k'].min():.2f}-{rows['pareto_k'].max():.2f}, "
                          f"{poor} above {PARETO_K_LIMIT}")
+        failed = rows["failed"].astype(str).str.lower().isin(["true", "1"]) if "failed" in rows else \
+            pd.Series(False, index=rows.index)
+        if failed.any():
+            parts.append(f"{int(failed.sum())} failed as Stan's ADVI fails (no posterior; the tables use the other "
+                         "seeds)")
         if rows["converged"].notna().any() and method != "nuts":
-            parts.append(f"{int((rows['converged'] == 0).sum())} stopped at their iteration limit")
+            parts.append(f"{int(((rows['converged'] == 0) & ~failed).sum())} stopped at their iteration limit")
+        if "eta" in rows and rows["eta"].notna().any():
+            etas = ", ".join(f"{eta:g} in {count}" for eta, count in rows["eta"].value_counts().sort_index().items())
+            parts.append(f"step size eta {etas}")
+            for phase, words in (("main", "main loop"), ("adapt", "step-size trials")):
+                dropped = rows.get(f"{phase}_elbo_draws_dropped")
+                rejected = rows.get(f"{phase}_gradient_draws_rejected")
+                if dropped is not None and rejected is not None and dropped.notna().any():
+                    parts.append(f"{words}: {int(dropped.sum())} ELBO draws dropped, {int(rejected.sum())} "
+                                 f"gradient draws rejected (at most {int(dropped.max())} and {int(rejected.max())} "
+                                 "in one fit)")
         if rows["max_r_hat"].notna().any():
             parts.append(f"largest R-hat {rows['max_r_hat'].max():.3f} (limit {RHAT_LIMIT})")
         if rows["min_ess_bulk"].notna().any():
@@ -261,8 +320,8 @@ def report_context(results: Results, sections: list, *, rendered_at: str | None 
     main = results.tables["perturbation_study"]["model"] if "model" in results.tables["perturbation_study"] else None
     main = next((str(m) for m in pd.unique(main) if str(m) != NO_MODEL), "release") if main is not None else "release"
     which_model = _which_model_context(results, main, methods)
-    data_tables = [html_table(tables[name], caption=caption) for name, caption in _table_captions(results).items()
-                   if name in tables and len(tables[name])]
+    data_tables = [{**html_table(tables[name], caption=caption), "name": name, "length": len(tables[name])}
+                   for name, caption in _table_captions(results).items() if name in tables and len(tables[name])]
     fits_view = fits.drop(columns=["warnings"], errors="ignore")
     return {
         "title": f"perceptiongap report: {results.folder.resolve().name}",
@@ -282,10 +341,15 @@ def report_context(results: Results, sections: list, *, rendered_at: str | None 
         "observed_cells": html_table(observed) if observed is not None and len(observed) else None,
         "has_observed": observed is not None,
         "sections": sections,
+        "section_tables": {section.key: [html_table(frame, caption=caption, id=table_id)
+                                         for table_id, caption, frame in section.tables] for section in sections},
         "figure_count": sum(len(s.figures) for s in sections if s.key != "diagnostics"),
         "diagnostics": next((s for s in sections if s.key == "diagnostics"), None),
         "diagnostics_summary": _diagnostics_summary(fits),
-        "warnings": _warnings(fits),
+        "warning_groups": _warning_groups(fits),
+        "warning_count": sum(len(group["warnings"]) for group in _warning_groups(fits)),
+        "seed_example": _stan_advi_seed_example(perturbation, results.observer_kinds) if "stan-advi" in methods
+        else None,
         "fits_table": html_table(fits_view, caption="tables/fits.csv: one row per fit (flagged cells breach a limit).",
                                  flag=lambda column, value: _flag(column, value, _chains(results))),
         "limits": {"rhat": RHAT_LIMIT, "pareto_k": PARETO_K_LIMIT, "ess_per_chain": ESS_PER_CHAIN},

@@ -1,9 +1,10 @@
 """Colours and markers shared by every figure: one colour per observer group, colour-blind safe.
 
 Observer groups get colours of the Okabe-Ito palette (Okabe & Ito 2008, "Color Universal
-Design"). The paper's groups have fixed colours, each network trained on filtered images a lighter
-shade of its unperturbed-trained partner's hue; other groups take the remaining colours in the
-order they are given, then Paul Tol's "muted" set.
+Design"). The paper's groups have fixed colours, each clearly distinct from the others (a network
+and its partner trained on filtered images are compared side by side, so they must not be two
+shades of one hue); other groups take the remaining colours in the order they are given, then
+Paul Tol's "muted" set.
 """
 
 from __future__ import annotations
@@ -24,15 +25,15 @@ OKABE_ITO = {
 PAPER_GROUP_COLOURS = {
     "radiologists": OKABE_ITO["black"],
     "gmic": OKABE_ITO["blue"],
-    "gmic_filtered": OKABE_ITO["sky_blue"],
+    "gmic_filtered": OKABE_ITO["bluish_green"],
     "dmv": OKABE_ITO["vermillion"],
-    "dmv_filtered": OKABE_ITO["orange"],
+    "dmv_filtered": OKABE_ITO["reddish_purple"],
 }
 
 #: Colours for groups outside the paper, in order of use (yellow last: it is faint on white).
 OTHER_GROUP_COLOURS = (
-    OKABE_ITO["bluish_green"],
-    OKABE_ITO["reddish_purple"],
+    OKABE_ITO["orange"],
+    OKABE_ITO["sky_blue"],
     "#882255",  # Tol muted: wine
     "#44AA99",  # teal
     "#332288",  # indigo

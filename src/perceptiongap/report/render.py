@@ -25,7 +25,6 @@ from perceptiongap.vocabulary import MERGED_SUBGROUP
 
 __all__ = ["FigureSection", "RenderedFigure", "install_figures", "nuts_summary_from_files", "render_figures"]
 
-PNG_DPI = 300
 #: Resolution of the image-heavy preview figure as embedded in the HTML (the PNG file keeps 300 dpi).
 EMBEDDED_PREVIEW_DPI = 110
 SAMPLE_EXAM = Path("mammograms") / "gmic-sample-exam0"
@@ -49,30 +48,18 @@ class FigureSection:
     title: str
     figures: list[RenderedFigure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    paragraphs: list[str] = field(default_factory=list)  # what the section's tables say, computed from them
+    tables: list[tuple[str, str, pd.DataFrame]] = field(default_factory=list)  # (html id, caption, table)
 
 
-def _save(figure, folder: Path, name: str, *, embed: str = "svg") -> tuple[list[Path], str]:
-    """Write ``name``.png (300 dpi) and .svg into ``folder``; return the paths and the embedding data URI."""
-    import matplotlib
-
-    written = []
-    payload = {}
-    with matplotlib.rc_context({"svg.hashsalt": "perceptiongap"}):
-        for suffix, options in ((".png", {"dpi": PNG_DPI, "metadata": {"Software": None}}),
-                                (".svg", {"metadata": {"Date": None}})):
-            buffer = io.BytesIO()
-            figure.savefig(buffer, format=suffix[1:], **options)
-            path = folder / f"{name}{suffix}"
-            path.write_bytes(buffer.getvalue())
-            written.append(path)
-            payload[suffix] = buffer.getvalue()
-        if embed == "svg":
-            uri = "data:image/svg+xml;base64," + base64.b64encode(payload[".svg"]).decode("ascii")
-        else:
-            buffer = io.BytesIO()
-            figure.savefig(buffer, format="png", dpi=EMBEDDED_PREVIEW_DPI, metadata={"Software": None})
-            uri = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-    return written, uri
+def _embed(figure, paths: Sequence[Path], embed: str) -> str:
+    """The data URI that embeds a figure in the report: its SVG file, or for image-heavy figures a lighter PNG."""
+    if embed == "svg":
+        svg = next(path for path in paths if path.suffix == ".svg")
+        return "data:image/svg+xml;base64," + base64.b64encode(svg.read_bytes()).decode("ascii")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=EMBEDDED_PREVIEW_DPI, metadata={"Software": None})
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 class _Renderer:
@@ -82,7 +69,8 @@ class _Renderer:
     def __call__(self, section: FigureSection, name: str, title: str, caption: str, build: Callable, *,
                  embed: str = "svg") -> None:
         figure = build()
-        paths, uri = _save(figure, self.folder, name, embed=embed)
+        paths = F.save_figure(figure, self.folder, name)
+        uri = _embed(figure, paths, embed)
         figure.clear()
         files = [f"{FIGURES_DIR}/{p.name}" for p in paths]
         section.figures.append(RenderedFigure(name, title, caption, uri, files))
@@ -96,6 +84,14 @@ def _fits_note(table: pd.DataFrame, method: str) -> str:
         return (f" Under {method} each number is the median over {fits.max()} fits (seeds); the tables give the "
                 "fraction of fits whose p-value is below 0.05.")
     return ""
+
+
+def merged_rows(merged: pd.DataFrame, how: str) -> pd.DataFrame:
+    """The rows of ``tables/merged_subgroups.csv`` merged ``how`` (``refit`` or ``pooled``), with the
+    observed rows (no model, the same either way); a table without ``merged_by`` is all refit."""
+    if "merged_by" not in merged:
+        return merged if how == "refit" else merged.iloc[:0]
+    return merged[merged["merged_by"].isin([how, "none"])]
 
 
 def _perturbation_caption(table: pd.DataFrame, method: str, has_observed: bool) -> str:
@@ -151,14 +147,22 @@ def render_figures(
         section = FigureSection("merged", "Merged subgroups: Simpson's paradox (as the paper's Figure 6)")
         merged_subgroup = str(merged["subgroup"].iloc[0])
         which = " and ".join(F.pretty(s) for s in results.merged_subgroups) if results.merged_subgroups else "subgroups"
+        ways = {"refit": ("refit", "", " The model is refitted with both subgroups relabelled as one."),
+                "pooled": ("pooled as the release did", "pooled_",
+                           " The release's way: no refit; the separate fit's draws of γ of both subgroups are pooled, "
+                           "and its posterior predictive is scored with the malignant breasts of both as positives.")}
         for method in model_methods(merged):
             for architecture, groups in architectures:
-                title = f"{architecture}, {which} merged: refit under {method}"
-                render(section, f"merged_subgroups_{architecture}_{method}", title,
-                       _perturbation_caption(merged, method, bool(observed_groups & set(groups)))
-                       + " The model is refitted with both subgroups relabelled as one.",
-                       lambda: F.perturbation_figure(merged, inference=method, groups=groups,
-                                                     subgroup=merged_subgroup, colours=colours, title=title))
+                for how, (words, prefix, note) in ways.items():
+                    table = merged_rows(merged, how)
+                    if not (table["inference"] == method).any():
+                        continue
+                    title = f"{architecture}, {which} merged: {words} under {method}"
+                    render(section, f"merged_subgroups_{prefix}{architecture}_{method}", title,
+                           _perturbation_caption(table, method, bool(observed_groups & set(groups))) + note,
+                           lambda table=table, title=title: F.perturbation_figure(
+                               table, inference=method, groups=groups, subgroup=merged_subgroup, colours=colours,
+                               title=title))
         sections.append(section)
 
     section = FigureSection("annotation", "Annotation study (as the paper's Figure 5)")
@@ -179,8 +183,8 @@ def render_figures(
     if len(methods) >= 2:
         groups = [g for g in all_groups if g in set(perturbation["observer_group"])]
         panels = [(perturbation, s) for s in subgroups]
-        if merged is not None and len(merged) and len(model_methods(merged)) >= 2:
-            panels.append((merged, str(merged["subgroup"].iloc[0])))
+        if merged is not None and len(merged) and len(model_methods(merged_rows(merged, "refit"))) >= 2:
+            panels.append((merged_rows(merged, "refit"), str(merged["subgroup"].iloc[0])))
         for table, subgroup in panels:
             title = f"{F.pretty(subgroup)}: {' vs '.join(methods)}"
             render(section, f"inference_comparison_{subgroup}", title,
@@ -197,6 +201,7 @@ def render_figures(
     sections.append(section)
 
     sections.append(_models_section(render, results.all_tables or tables))
+    sections.append(_statistics_section(render, results, colours))
     sections.append(_preview_section(render, shared_dir))
     sections.append(_diagnostics_section(render, results, methods, colours))
     return sections
@@ -215,6 +220,62 @@ def _models_section(render: _Renderer, tables: dict) -> FigureSection:
                "against its posterior predictive distribution under each model (mean and central 90 %); a red ring "
                "marks a tail probability below 0.05 or above 0.95: the model does not reproduce the data there.",
                lambda group=group: F.ppc_figure(ppc, observer_group=group))
+    return section
+
+
+def _statistics_provenance(results: Results) -> str:
+    """How the intervals were computed (from run.json), for the captions; empty when unrecorded."""
+    settings = (results.record.statistics or {}) if results.record is not None else {}
+    if "bootstrap" not in settings:
+        return ""
+    return f" ({settings['bootstrap']} case-bootstrap replicates stratified by label and subgroup, seed {settings['seed']})"
+
+
+def _statistics_section(render: _Renderer, results: Results, colours: dict[str, str]) -> FigureSection:
+    """Readers' and networks' sensitivity and specificity per severity, and their error consistency."""
+    from perceptiongap.report import reader_study as R
+    from perceptiongap.stats.figures import accuracy_figure, error_consistency_figure
+
+    section = FigureSection("statistics", "Reader-study statistics: accuracy and error consistency")
+    accuracy = results.tables.get("accuracy_summary")
+    consistency = results.tables.get("error_consistency")
+    missing = [name for name, table in (("accuracy_summary", accuracy), ("error_consistency", consistency))
+               if table is None]
+    if missing:
+        settings = (results.record.statistics or {}) if results.record is not None else {}
+        why = (f"they were not computed: {settings['skipped']}" if "skipped" in settings else
+               "the folder was analysed before perceptiongap computed them; run perceptiongap analyse on it to "
+               "add them")
+        section.notes.append(f"No {' or '.join(f'tables/{name}.csv' for name in missing)} in this results folder: "
+                             f"{why}.")
+    section.paragraphs.extend(R.statistics_sentences(accuracy, consistency))
+    intervals = _statistics_provenance(results)
+    merged = (" and ".join(F.pretty(s) for s in results.merged_subgroups) if results.merged_subgroups
+              else "the analysed subgroups")
+    subgroups = (f"Each subgroup: its malignant breasts against every non-malignant breast (merged: {merged} "
+                 "together; all: every malignant breast).")
+    if accuracy is not None and len(accuracy):
+        point = R.operating_point_phrase(R.network_operating_point(accuracy))
+        render(section, "accuracy", "Sensitivity, specificity and AUC against severity",
+               "Mean ± 1 sd over each group's observers, whole images; readers at their own yes/no answers, networks "
+               f"at {point}. AUC where a score exists (the networks' probabilities; readers' probability of "
+               f"malignancy or BI-RADS when the study recorded them). {subgroups} Per observer, with 95 % intervals"
+               f"{intervals}: tables/accuracy.csv; these means: tables/accuracy_summary.csv.",
+               lambda: accuracy_figure(accuracy, operating_point=R.network_operating_point(accuracy),
+                                       colours=colours))
+        section.tables.append(("table-accuracy", "Mean sensitivity and specificity over each group's observers, per "
+                               "severity, whole images; readers at their own answers, networks at the operating point "
+                               "of the figure above; tables/accuracy_summary.csv.", R.accuracy_overview(accuracy)))
+    if consistency is not None and len(consistency):
+        render(section, "error_consistency", "Error consistency of readers and networks against severity",
+               "Cohen's kappa of two observers' errors on the breasts both saw at a severity (Geirhos et al. 2020: "
+               "0 for independent errors, 1 for the same errors), mean over the pairs of each kind with a 95 % "
+               f"bootstrap interval of the mean{intervals}; networks decide at the operating point above. {subgroups} "
+               "Per pair: tables/error_consistency_pairs.csv; these means: tables/error_consistency.csv.",
+               lambda: error_consistency_figure(consistency))
+        section.tables.append(("table-error-consistency", "Mean error consistency (kappa) of each kind of pair, "
+                               "averaged over severities, per subgroup (whole images); n_severities: severities "
+                               "with a kappa; tables/error_consistency.csv.", R.consistency_overview(consistency)))
     return section
 
 
@@ -247,11 +308,13 @@ def _diagnostics_section(render: _Renderer, results: Results, methods, colours) 
     for method in pd.unique(traces["inference"]):
         title = f"{method}: ELBO traces"
         rule = ("Stan's rule: stop when the mean or the median of the last 10 relative changes falls below "
-                "tol_rel_obj" if method == "stan-advi" else "the method's convergence rule")
+                "tol_rel_obj; dotted red line: the tolerance" if method == "stan-advi" else
+                "advi's rule: stop when the upper end of the ELBO's trend over the last blocks projects a gain "
+                "below rel_tol x |ELBO|; there the relative change is not what is judged")
         render(section, f"elbo_{method}", title,
                f"Negative evidence lower bound (top, log scale) and its relative change between evaluations (bottom) "
                f"for every {method} fit, one line per seed (merged-subgroup refits dashed); x marks where the fit "
-               f"stopped ({rule}; dotted red line: the tolerance).",
+               f"stopped ({rule}).",
                lambda: F.elbo_figure(traces, inference=method, colours=colours))
     nuts_paths = [p for p, attrs in zip(results.fit_paths, results.fit_attrs) if attrs.get("inference") == "nuts"]
     if nuts_paths:

@@ -1,7 +1,8 @@
 """Every fit of a study: which fits, their model data (validated before anything is written), running them.
 
 ``plan_fits`` lists the fits (observer group x inference method x seed, separate and merged
-subgroups); ``model_data_for`` builds the arrays of every fit up front, so that a study the model
+subgroups); a ``stan-advi`` seed that fails as Stan's ADVI fails leaves a failure record
+(``write_failure``) instead of a posterior; ``model_data_for`` builds the arrays of every fit up front, so that a study the model
 cannot take (no unperturbed observations, human and machine observers in one group) is refused
 before a file is written; ``fit_study`` runs the fits that are not on disk yet, side by side
 where that is faster, writing each posterior atomically as soon as it is done (so a killed run
@@ -10,6 +11,7 @@ resumes where it stopped).
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -20,19 +22,24 @@ import pandas as pd
 
 from perceptiongap.analysis.subgroups import SubgroupChoice, merge_subgroups, subgroup_order
 from perceptiongap.errors import InputError
+from perceptiongap.files import atomic_write_text
 from perceptiongap.results.layout import FitJob
 from perceptiongap.vocabulary import MERGED_SUBGROUP
 
 __all__ = [
     "available_cores",
     "dense_groups",
+    "failure_record",
+    "FitFailure",
     "FitTask",
     "first_of_each_kind_first",
     "fit_study",
     "model_data_for",
     "model_groups",
     "plan_fits",
+    "read_failure",
     "run_fit_task",
+    "write_failure",
 ]
 
 #: ``on_fit(job, seconds)``: called after each fit (``seconds`` None when it was already on disk).
@@ -128,26 +135,54 @@ def first_of_each_kind_first(jobs: Sequence[FitJob], kind: Callable[[FitJob], ob
     return leading + [job for job in jobs if job not in leading]
 
 
+def failure_record(job: FitJob, error: str, details: Mapping, observer_kind: str, seconds: float) -> dict:
+    """What :func:`write_failure` records: the attributes a posterior would have (model, inference,
+    observer group and kind, seed, merged, fit_seconds, converged 0, what is known of the run) and
+    ``error``, the reason."""
+    return {"model": job.model, "inference": job.inference, "observer_group": job.observer_group,
+            "observer_kind": observer_kind, "seed": int(job.seed), "merged": int(job.merged),
+            "fit_seconds": float(seconds), "converged": 0, **{key: value for key, value in details.items()},
+            "error": error}
+
+
+class FitFailure:
+    """A fit that failed as Stan's ADVI fails: its record (:func:`failure_record`), saved in place of a posterior."""
+
+    def __init__(self, record: dict):
+        self.record = record
+
+
 class FitTask:
     """One fit as the engine runs it (picklable: it travels to Dask workers): the job and its model data.
 
-    Calling it fits and returns the posterior, its ``fit_seconds`` and ``merged`` recorded in its attrs.
+    Calling it fits and returns the posterior (compact unless ``keep_all_draws``; see
+    :mod:`perceptiongap.results.compact`), its ``fit_seconds`` and ``merged`` recorded in its attrs;
+    or, for a ``stan-advi`` fit that fails as Stan's ADVI fails, a :class:`FitFailure`.
     """
 
-    def __init__(self, job: FitJob, data: object, source: str | Path = "observations"):
-        self.job, self.data, self.source = job, data, str(source)
+    def __init__(self, job: FitJob, data: object, source: str | Path = "observations", keep_all_draws: bool = False):
+        self.job, self.data, self.source, self.keep_all_draws = job, data, str(source), keep_all_draws
 
     def __call__(self) -> object:
         import perceptiongap.model as model
         from perceptiongap.model.stan_advi import ADVIError
+        from perceptiongap.results.compact import compact_posterior
 
         start = time.perf_counter()
         try:
             posterior = model.fit(self.data, self.job.inference, self.job.seed, model=self.job.model)
         except ADVIError as error:
-            raise InputError(f"{self.job.describe()}: {error}", source=self.source) from error
+            if self.job.inference != "stan-advi":
+                raise InputError(f"{self.job.describe()}: {error}", source=self.source) from error
+            # Stan's ADVI fails on some seeds (as Stan's own does, e.g. a gradient that stays
+            # non-finite for 10 draws); the failure is the result of this seed, recorded in place
+            # of its posterior, and the other seeds go on.
+            return FitFailure(failure_record(self.job, str(error), error.details, self.data.observer_kind,
+                                             time.perf_counter() - start))
         posterior.posterior.attrs["fit_seconds"] = time.perf_counter() - start
         posterior.posterior.attrs["merged"] = int(self.job.merged)
+        if not self.keep_all_draws:
+            posterior = compact_posterior(posterior)
         return posterior
 
 
@@ -156,10 +191,36 @@ def run_fit_task(task: FitTask) -> object:
     return task()
 
 
-def _save_posterior(posterior: object, path: Path) -> None:
+def _save_result(result: object, path: Path) -> None:
+    """A posterior at ``path``, or a failure's record beside it (``seed<k>.failed.json``)."""
     from perceptiongap.model import save_posterior
+    from perceptiongap.results.layout import failure_path
 
-    save_posterior(posterior, path)
+    if isinstance(result, FitFailure):
+        target = failure_path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(target, json.dumps(result.record, indent=1) + "\n")
+    else:
+        save_posterior(result, path)
+
+
+def write_failure(job: FitJob, results_dir: Path, error: str, details: Mapping, observer_kind: str,
+                  seconds: float) -> Path:
+    """Record a fit that failed as Stan's ADVI fails, in place of its posterior (``seed<k>.failed.json``,
+    :func:`failure_record`)."""
+    _save_result(FitFailure(failure_record(job, error, details, observer_kind, seconds)), job.path(results_dir))
+    return job.failure_path(results_dir)
+
+
+def read_failure(path: Path) -> dict:
+    """A record written by :func:`write_failure`; InputError naming the file if it is not one."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise InputError(f"unreadable record of a failed fit ({error})", source=path) from None
+    if not isinstance(record, dict) or not {"inference", "observer_group", "seed", "error"} <= set(record):
+        raise InputError("not a record of a failed fit (needs inference, observer_group, seed, error)", source=path)
+    return record
 
 
 def fit_study(
@@ -171,6 +232,7 @@ def fit_study(
     workers: int | None = None,
     cluster: str | None = None,
     source: str | Path = "observations",
+    keep_all_draws: bool = False,
 ) -> list[Path]:
     """Run every job whose posterior is not on disk yet; return the paths of all jobs' posteriors.
 
@@ -182,13 +244,22 @@ def fit_study(
     function. NUTS fits run one at a time, since their chains already occupy the cores. A fit's
     numbers do not depend on the thread or worker that ran it. ``on_fit(job, seconds)`` is called
     after each job, from this thread (``seconds`` None when it was already done). Each posterior is
-    written atomically as soon as it is done. A fit whose ADVI step-size search fails is an
-    :class:`InputError` naming the fit (and ``source``); fits finished before it are kept.
+    written atomically as soon as it is done, in the compact form of :mod:`perceptiongap.results.compact`
+    unless ``keep_all_draws``. A ``stan-advi`` fit that fails as Stan's ADVI fails
+    (:class:`~perceptiongap.model.ADVIError`) is recorded by :func:`write_failure` instead, and counts
+    as done; any other method's failure is an :class:`InputError` naming the fit (and ``source``),
+    fits finished before it being kept.
     """
     from perceptiongap.engine import TaskStore, run_tasks
 
-    store = TaskStore(path=lambda task: task.job.path(results_dir), save=_save_posterior)
-    tasks = [FitTask(job, model_data[job.observer_group, job.merged], source) for job in jobs]
+    store = TaskStore(path=lambda task: task.job.path(results_dir), save=_save_result)
+    tasks = []
+    for job in jobs:
+        if job.failure_path(results_dir).is_file():
+            if on_fit:
+                on_fit(job, None)
+        else:
+            tasks.append(FitTask(job, model_data[job.observer_group, job.merged], source, keep_all_draws))
     report = None if on_fit is None else (lambda task, seconds: on_fit(task.job, seconds))
     if cluster is not None:
         run_tasks(tasks, run_fit_task, store=store, cluster=cluster, on_done=report)

@@ -8,6 +8,8 @@
     posteriors/<model>/<inference>/<observer_group>__merged/... the merged-subgroup refits
     tables/perturbation_study.csv, merged_subgroups.csv, annotation_study.csv, fits.csv, conclusions.csv,
            model_comparison.csv, ppc.csv, separability_effects.csv
+    tables/accuracy.csv, accuracy_summary.csv,          the reader-study statistics (perceptiongap.stats)
+           error_consistency.csv, error_consistency_pairs.csv
     figures/<name>.png, figures/<name>.svg              the report's figures
     report.html                                         the self-contained report
 
@@ -26,16 +28,19 @@ from pathlib import Path
 from perceptiongap.errors import InputError
 
 __all__ = [
+    "FAILED_SUFFIX",
     "FIGURES_DIR",
     "MERGED_SUFFIX",
     "POSTERIORS_DIR",
     "REPORT_FILE",
     "REQUIRED_TABLES",
     "RUN_RECORD_FILE",
+    "STATISTICS_TABLE_NAMES",
     "STUDY_DIR",
     "TABLES_DIR",
     "TABLE_NAMES",
     "FitJob",
+    "failure_path",
     "ResultsFolder",
 ]
 
@@ -52,6 +57,18 @@ TABLE_NAMES = ("perturbation_study", "merged_subgroups", "annotation_study", "fi
                "ppc", "separability_effects")
 #: The tables without which a folder is not an analysed results folder.
 REQUIRED_TABLES = ("perturbation_study", "fits", "conclusions")
+#: The reader-study statistics `analyse` writes beside them (a folder analysed before they existed lacks them).
+STATISTICS_TABLE_NAMES = ("accuracy", "accuracy_summary", "error_consistency", "error_consistency_pairs")
+
+
+#: Suffix of the record that replaces the posterior of a fit that failed (``seed<k>.failed.json``).
+FAILED_SUFFIX = ".failed.json"
+
+
+def failure_path(posterior_path: str | Path) -> Path:
+    """The failure record beside a posterior's path: ``seed3.nc`` -> ``seed3.failed.json``."""
+    path = Path(posterior_path)
+    return path.with_name(path.name.removesuffix(".nc") + FAILED_SUFFIX)
 
 
 @dataclass(frozen=True)
@@ -72,6 +89,10 @@ class FitJob:
 
     def path(self, results_dir: str | Path) -> Path:
         return Path(results_dir) / self.relative_path
+
+    def failure_path(self, results_dir: str | Path) -> Path:
+        """Where a fit that failed as Stan's ADVI fails is recorded instead of its posterior."""
+        return failure_path(self.path(results_dir))
 
     def describe(self) -> str:
         merged = ", merged subgroups" if self.merged else ""

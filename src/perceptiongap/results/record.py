@@ -9,7 +9,9 @@ finishes. The record holds
 - ``fits``: the posterior of every planned fit, so that ``analyse`` reads exactly those;
 - ``outputs``: every path perceptiongap wrote or was about to write in the folder (recorded
   *before* writing), so that ``--force`` removes only those, never a user's own file;
-- provenance for the report: the command, package versions, platform, times.
+- provenance for the report: the command, package versions, platform, times;
+- ``statistics``: how ``analyse`` computed the reader-study statistics (seed, bootstrap
+  replicates, operating points), or why it could not.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ __all__ = [
     "input_checksums",
     "package_versions",
     "read_run_record",
+    "record_statistics",
     "resume_differences",
     "subgroup_record",
     "write_run_record",
@@ -85,6 +88,8 @@ class RunRecord:
     #: {"analysed": [...], "merged": [...] or None, "how": one line saying how they were chosen}
     subgroups: dict
     input_sha256: dict[str, str]
+    #: True: posteriors hold every draw; False: the compact form (results.compact); None: a record from before
+    keep_all_draws: bool | None = None
     data_dir: str | None = None
     #: role -> path of each input file as given (fit: observations, cases)
     inputs: dict[str, str] = field(default_factory=dict)
@@ -97,6 +102,9 @@ class RunRecord:
     started_at: str = field(default_factory=_now)
     finished_at: str | None = None
     run_seconds: float | None = None
+    #: {"seed", "bootstrap", "operating_points", "subgroups", "merged_subgroups"} as `analyse` computed the
+    #: reader-study statistics, or {"skipped": why}; None before `analyse`
+    statistics: dict | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -131,6 +139,7 @@ class RunRecord:
             "merged": self.merged,
             "subgroups": list((self.subgroups or {}).get("analysed") or []),
             "merged_subgroups": list((self.subgroups or {}).get("merged") or []),
+            "keep_all_draws": self.keep_all_draws,
         }
 
 
@@ -166,6 +175,13 @@ def add_outputs(folder: ResultsFolder, paths: Iterable[Path]) -> None:
         write_run_record(folder, replace(record, outputs=merged))
 
 
+def record_statistics(folder: ResultsFolder, statistics: dict) -> None:
+    """Record how the reader-study statistics were computed (or why not) in ``run.json``, if the folder has one."""
+    record, _, _ = read_run_record(folder)
+    if record is not None:
+        write_run_record(folder, replace(record, statistics=dict(statistics)))
+
+
 def finish_run(folder: ResultsFolder, seconds: float) -> None:
     """Mark the record of ``folder`` finished, ``seconds`` after its run started (re-read: stages add outputs)."""
     record, _, _ = read_run_record(folder)
@@ -182,6 +198,7 @@ _SETTING_NAMES = {
     "merged": "merged",
     "subgroups": "subgroups",
     "merged_subgroups": "subgroups",
+    "keep_all_draws": "keep_all_draws",
 }
 
 
@@ -199,6 +216,8 @@ def resume_differences(old: RunRecord, new: RunRecord) -> list[str]:
     differences = []
     old_settings, new_settings = old.settings(), new.settings()
     for key, name in _SETTING_NAMES.items():
+        if key == "keep_all_draws" and old_settings[key] is None:
+            continue  # a folder written before the setting existed: its posteriors hold every draw, both read alike
         if old_settings[key] != new_settings[key]:
             label = "merged subgroups" if key == "merged_subgroups" else f"`{name}`"
             differences.append(f"{label} {_show(new_settings[key])} (the folder's: {_show(old_settings[key])})")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from perceptiongap.analysis.fits import warning_summary
 from perceptiongap.analysis.subgroups import SubgroupChoice, choose_subgroups
 from perceptiongap.errors import InputError
 from perceptiongap.files import (
@@ -28,8 +29,15 @@ from perceptiongap.files import (
     same_file,
 )
 from perceptiongap.locks import output_lock
-from perceptiongap.results.fitting import dense_groups, fit_study, model_data_for, model_groups, plan_fits
-from perceptiongap.results.layout import MERGED_SUFFIX, ResultsFolder
+from perceptiongap.results.fitting import (
+    dense_groups,
+    fit_study,
+    model_data_for,
+    model_groups,
+    plan_fits,
+    read_failure,
+)
+from perceptiongap.results.layout import MERGED_SUFFIX, STATISTICS_TABLE_NAMES, ResultsFolder, failure_path
 from perceptiongap.results.record import (
     RunRecord,
     add_outputs,
@@ -37,6 +45,7 @@ from perceptiongap.results.record import (
     finish_run,
     input_checksums,
     read_run_record,
+    record_statistics,
     subgroup_record,
     write_run_record,
 )
@@ -49,8 +58,18 @@ from perceptiongap.results.store import (
     write_study_into,
 )
 
-__all__ = ["DEFAULT_INFERENCE", "DEFAULT_MODEL", "DEFAULT_RESULTS_DIR", "analyse", "fit", "parse_inference",
-           "parse_models", "report", "reproduce"]
+__all__ = [
+    "DEFAULT_INFERENCE",
+    "DEFAULT_MODEL",
+    "DEFAULT_RESULTS_DIR",
+    "STATISTICS_BOOTSTRAP",
+    "analyse",
+    "fit",
+    "parse_inference",
+    "parse_models",
+    "report",
+    "reproduce",
+]
 
 #: ``on_progress(task, done, total)``: ``total`` is None while unknown.
 Progress = Callable[[str, int, "int | None"], None]
@@ -60,6 +79,9 @@ Message = Callable[[str], None]
 DEFAULT_INFERENCE = "stan-advi,nuts"
 DEFAULT_MODEL = "release"
 DEFAULT_RESULTS_DIR = Path("perceptiongap-results")
+#: Bootstrap replicates of the reader-study statistics' intervals in a results folder: fewer than
+#: `perceptiongap accuracy`'s 2,000, so that they add seconds, not a minute, to `reproduce`.
+STATISTICS_BOOTSTRAP = 500
 SHARED_ENV = "PERCEPTIONGAP_SHARED"
 _LOCK_WHAT = "results folder"
 
@@ -109,6 +131,12 @@ def _check_cluster(cluster: str | None, workers: int | None) -> None:
         raise InputError(f"give either workers ({workers}) or a cluster ({cluster!r}), not both", source="cluster")
 
 
+def _check_bootstrap(bootstrap: int) -> None:
+    if isinstance(bootstrap, bool) or not isinstance(bootstrap, int) or bootstrap < 1:
+        raise InputError(f"{bootstrap!r} is not a number of bootstrap replicates (a whole number >= 1)",
+                         source="bootstrap")
+
+
 def _check_options(*, seed: int, advi_seeds: int, force: bool, resume: bool) -> None:
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise InputError(f"{seed!r} is not a whole number >= 0", source="seed")
@@ -149,6 +177,7 @@ def fit(
     subgroups: str | Sequence[str] | None = None,
     force: bool = False,
     resume: bool = False,
+    keep_all_draws: bool = False,
     workers: int | None = None,
     cluster: str | None = None,
     on_progress: Progress | None = None,
@@ -165,7 +194,9 @@ def fit(
     already on disk; the folder's settings and inputs must be the same). ``model`` the model
     variants (:data:`~perceptiongap.model.variants.MODEL_NAMES`, comma-separated or a list), each
     fitted with every method. ``cluster`` (``local:N`` or a Dask scheduler address) runs the fits on
-    dask.distributed instead of ``workers`` local threads. Returns ``out``.
+    dask.distributed instead of ``workers`` local threads. Posteriors are saved without the
+    per-case draws, which only the posterior predictive reads (its mean is saved instead,
+    :mod:`perceptiongap.results.compact`), unless ``keep_all_draws``. Returns ``out``.
     """
     methods = parse_inference(inference)
     models = parse_models(model)
@@ -188,6 +219,7 @@ def fit(
             merged=merged, subgroups=subgroups, force=force, resume=resume,
             inputs={"observations": Path(observations), "cases": Path(cases)}, record_inputs=True,
             observations_source=str(observations), cases_source=str(cases), data_dir=None, workers=workers,
+            keep_all_draws=keep_all_draws,
             on_progress=on_progress or _quiet_progress, on_message=on_message or _quiet_message,
         )
         finish_run(folder, time.perf_counter() - start)
@@ -215,6 +247,7 @@ def _fit_into(
     cases_source: str,
     data_dir: Path | None,
     workers: int | None,
+    keep_all_draws: bool,
     on_progress: Progress,
     on_message: Message,
 ) -> None:
@@ -231,7 +264,8 @@ def _fit_into(
     record = RunRecord(
         stage=stage, inference=list(methods), seed=int(seed), advi_seeds=int(advi_seeds), merged=bool(merged),
         subgroups=subgroup_record(choice.analysed, choice.merged, choice.how),
-        input_sha256=input_checksums(inputs), data_dir=str(data_dir) if data_dir else None,
+        input_sha256=input_checksums(inputs), keep_all_draws=bool(keep_all_draws),
+        data_dir=str(data_dir) if data_dir else None,
         inputs={name: str(path) for name, path in inputs.items()} if record_inputs else {},
         fits=[job.relative_path for job in jobs], models=list(models),
     )
@@ -245,10 +279,12 @@ def _fit_into(
     study_paths = [folder.observations_path.absolute(), folder.cases_path.absolute()]
     kept_inputs = [path for path in study_paths if any(same_file(path, p) for p in inputs.values())]
     planned = [folder.run_record_path, *[p for p in study_paths if p not in kept_inputs],
-               *[folder.posterior_path(job) for job in jobs]]
+               *[folder.posterior_path(job) for job in jobs],
+               *[job.failure_path(folder.root) for job in jobs if job.inference == "stan-advi"]]
     if force:
         earlier = [folder.resolve(relative) for relative in (old.outputs or [])] if old is not None else []
-        overwritten = [folder.posterior_path(job) for job in jobs]  # never reuse a posterior under `force`
+        # never reuse a posterior (or a failure record) under `force`
+        overwritten = [path for job in jobs for path in (folder.posterior_path(job), job.failure_path(folder.root))]
         remove_paths(_removable([*earlier, *overwritten], protected=inputs.values()))
         _remove_empty_folders(folder)
     if force or resume:
@@ -260,17 +296,20 @@ def _fit_into(
     write_run_record(folder, replace(record, outputs=outputs))
     write_study_into(folder, observations, cases, keep=kept_inputs)
     on_message(choice.how)
-    done = 0
+    # One bar per inference method: a NUTS fit takes 5-20 times as long as a stan-advi fit, so one count of all
+    # fits would promise the end far too early.
+    planned_per_method = {method: sum(job.inference == method for job in jobs) for method in methods}
+    done = dict.fromkeys(planned_per_method, 0)
 
     def on_fit(job, seconds: float | None) -> None:
-        nonlocal done
-        done += 1
+        done[job.inference] += 1
         on_message(f"{job.describe()}: " + ("kept from an earlier run" if seconds is None else f"{seconds:.1f} s"))
-        on_progress("fitting", done, len(jobs))
+        on_progress(f"fitting {job.inference}", done[job.inference], planned_per_method[job.inference])
 
-    on_progress("fitting", 0, len(jobs))
+    for method, planned in planned_per_method.items():
+        on_progress(f"fitting {method}", 0, planned)
     fit_study(model_data, jobs, folder.root, on_fit=on_fit, workers=workers, cluster=cluster,
-              source=observations_source)
+              source=observations_source, keep_all_draws=keep_all_draws)
 
 
 def _removable(paths: Sequence[Path], *, protected) -> list[Path]:
@@ -307,6 +346,7 @@ def analyse(
     *,
     report: bool = True,
     model: str | Sequence[str] | None = None,
+    bootstrap: int = STATISTICS_BOOTSTRAP,
     shared_dir: str | Path | None = None,
     on_progress: Progress | None = None,
     on_message: Message | None = None,
@@ -316,13 +356,16 @@ def analyse(
     ``model`` analyses only the fits of those model variants (default: every variant fitted).
 
     The conclusions of the paper are judged here, once, and written to ``tables/conclusions.csv``.
+    The reader-study statistics (:mod:`perceptiongap.stats`: accuracy, error consistency) are computed
+    from the study with ``bootstrap`` case-bootstrap replicates, seeded by the run's seed.
     ``report`` also renders the figures and ``report.html`` (see :func:`report`).
     """
+    _check_bootstrap(bootstrap)
     folder = ResultsFolder(Path(results))
     models = None if model is None else parse_models(model)
     on_progress, on_message = on_progress or _quiet_progress, on_message or _quiet_message
     with output_lock(folder.root, what=_LOCK_WHAT):
-        tables = _analyse(folder, on_progress, on_message, models)
+        tables = _analyse(folder, on_progress, on_message, models, bootstrap=bootstrap)
         if report:
             _report(folder, shared_dir, on_progress, on_message)
     return tables
@@ -338,7 +381,7 @@ def _recorded_choice(record: RunRecord | None, cases: pd.DataFrame, source: str)
 
 
 def _analyse(folder: ResultsFolder, on_progress: Progress, on_message: Message,
-             models: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
+             models: Sequence[str] | None = None, *, bootstrap: int) -> dict[str, pd.DataFrame]:
     from perceptiongap.analysis.posterior import fit_model
     from perceptiongap.analysis.tables import study_tables
 
@@ -350,16 +393,27 @@ def _analyse(folder: ResultsFolder, on_progress: Progress, on_message: Message,
     paths = posterior_files(folder, record)
     if not paths:
         raise InputError("no posteriors found; run `perceptiongap fit` first", source=folder.posteriors_dir)
-    missing = [path for path in paths if not path.is_file()]
+    failed = [failure_path(path) for path in paths if not path.is_file() and failure_path(path).is_file()]
+    missing = [path for path in paths if not path.is_file() and not failure_path(path).is_file()]
     if missing:
         raise InputError(f"{len(missing)} of the {len(paths)} planned fits are not on disk (the first: "
                          f"{folder.relative(missing[0])}); finish them with `perceptiongap fit ... --resume`",
                          source=folder.root)
     check_writable(folder.tables_dir)
+    paths = [path for path in paths if path.is_file()]
+    if not paths:
+        raise InputError(f"every planned fit failed (the first: {folder.relative(failed[0])}); nothing to analyse",
+                         source=folder.root)
     posteriors = []
     for done, path in enumerate(paths, start=1):
         posteriors.extend(read_posteriors([path]))
         on_progress("reading posteriors", done, len(paths))
+    failures = [failure for failure in map(read_failure, failed)
+                if models is None or str(failure.get("model", "release")) in models]
+    for failure in failures:
+        on_message(f"{failure.get('model', 'release')} {failure['inference']} {failure['observer_group']} (seed {failure['seed']}"
+                   f"{', merged subgroups' if failure.get('merged') else ''}) failed, as Stan's ADVI fails: "
+                   f"{failure['error']}; the tables use the other seeds")
     is_merged = [path.parent.name.endswith(MERGED_SUFFIX) for path in paths]
     if models is not None:
         fitted = list(dict.fromkeys(fit_model(p) for p in posteriors))
@@ -373,15 +427,56 @@ def _analyse(folder: ResultsFolder, on_progress: Progress, on_message: Message,
     on_progress("analysing", 0, None)
     tables = study_tables(observations, cases, separate, merged, subgroups=choice.analysed,
                           merged_subgroups=choice.merged, dense_groups=dense_groups(observations),
-                          source=str(folder.observations_path))
+                          failures=failures, source=str(folder.observations_path))
     add_outputs(folder, [folder.table_path(name) for name in tables])
     for name, table in tables.items():
         write_results_table(folder, name, table)
     on_progress("analysing", 1, 1)
-    warnings = [w for w in tables["fits"]["warnings"] if w]
-    if warnings:
-        on_message(f"{len(warnings)} fit(s) have diagnostic warnings; see {folder.table_path('fits')}")
-    return tables
+    lines = warning_summary(tables["fits"])
+    if lines:
+        on_message(f"diagnostic warnings (each fit in {folder.table_path('fits')}, grouped in the report):")
+        for line in lines:
+            on_message(f"- {line}")
+    seed = record.seed if record is not None and record.seed is not None else 0
+    statistics = _reader_study_statistics(folder, observations, cases, choice, seed=seed, bootstrap=bootstrap,
+                                          on_progress=on_progress, on_message=on_message)
+    return {**tables, **statistics}
+
+
+def _reader_study_statistics(folder: ResultsFolder, observations: pd.DataFrame, cases: pd.DataFrame,
+                             choice: SubgroupChoice, *, seed: int, bootstrap: int, on_progress: Progress,
+                             on_message: Message) -> dict[str, pd.DataFrame]:
+    """Accuracy and error consistency of the study (``perceptiongap.stats``) into ``tables/``, recorded in run.json.
+
+    A study the statistics cannot take (e.g. no reader read a non-malignant breast unperturbed, so
+    the readers' operating point is undefined) keeps its other tables: the statistics are skipped
+    with a message saying why, recorded as such, and earlier ones are removed rather than left stale.
+    """
+    from perceptiongap.stats.operating_point import default_operating_points
+    from perceptiongap.stats.outputs import statistics_tables
+
+    points = default_operating_points(observations)
+    task = "reader-study statistics"
+    on_progress(task, 0, None)
+    try:
+        tables = statistics_tables(
+            observations, cases, seed=seed, n_bootstrap=bootstrap, operating_points=points,
+            subgroups=choice.analysed, merged_subgroups=choice.merged,
+            progress=lambda stage, done, total: on_progress(f"{task}: {stage}", done, total))
+    except InputError as error:
+        remove_paths([p for p in (folder.table_path(n) for n in STATISTICS_TABLE_NAMES) if p.exists()])
+        record_statistics(folder, {"skipped": error.message})
+        on_message(f"reader-study statistics skipped: {error.message}")
+        return {}
+    add_outputs(folder, [folder.table_path(name) for name in STATISTICS_TABLE_NAMES])
+    for name in STATISTICS_TABLE_NAMES:
+        write_results_table(folder, name, tables[name])
+    record_statistics(folder, {"seed": int(seed), "bootstrap": int(bootstrap),
+                               "operating_points": [point.name for point in points],
+                               "subgroups": list(choice.analysed),
+                               "merged_subgroups": list(choice.merged) if choice.merged else None})
+    on_progress(task, 1, 1)
+    return {name: tables[name] for name in STATISTICS_TABLE_NAMES}
 
 
 # --------------------------------------------------------------------------------------------
@@ -419,6 +514,8 @@ def _report(folder: ResultsFolder, shared_dir, on_progress: Progress, on_message
     results = read_results(folder.root)
     check_writable(folder.root)
     rendered = 0
+    on_message("rendering the figures and the report (about a minute)")
+    on_progress("rendering figures", 0, None)
 
     def on_figure(name: str) -> None:
         nonlocal rendered
@@ -442,7 +539,9 @@ def reproduce(
     advi_seeds: int = 5,
     force: bool = False,
     resume: bool = False,
+    bootstrap: int = STATISTICS_BOOTSTRAP,
     shared_dir: str | Path | None = None,
+    keep_all_draws: bool = False,
     workers: int | None = None,
     cluster: str | None = None,
     on_progress: Progress | None = None,
@@ -452,7 +551,8 @@ def reproduce(
 
     Finds the release (``data``, else ``$PERCEPTIONGAP_DATA``, else the user cache, else a
     checksum-verified download), converts it, fits every observer group (separate and merged
-    subgroups), analyses the fits and renders the report. Options as in :func:`fit`. Returns ``out``.
+    subgroups), analyses the fits, computes the reader-study statistics (``bootstrap`` replicates,
+    see :func:`analyse`) and renders the report. Options as in :func:`fit`. Returns ``out``.
     """
     from perceptiongap.release import REQUIRED_FILES, import_release, locate_release
 
@@ -460,6 +560,7 @@ def reproduce(
     models = parse_models(model)
     _check_options(seed=seed, advi_seeds=advi_seeds, force=force, resume=resume)
     _check_cluster(cluster, workers)
+    _check_bootstrap(bootstrap)
     _use_host_devices_for_nuts(methods)  # first: before any JAX computation
     on_progress, on_message = on_progress or _quiet_progress, on_message or _quiet_message
     folder = ResultsFolder(Path(out))
@@ -468,6 +569,8 @@ def reproduce(
         check_writable(folder.root)
         start = time.perf_counter()
         release_dir = locate_release(data, on_progress=lambda done, total: on_progress("downloading", done, total))
+        on_message(f"data: {release_dir} ({_release_origin(data)}; SHA-256 of all {len(REQUIRED_FILES)} release "
+                   "files verified)")
         observations, cases = import_release(release_dir)
         _fit_into(
             folder, observations, cases, stage="reproduce", methods=methods, models=models, seed=seed,
@@ -475,9 +578,22 @@ def reproduce(
             merged=True, subgroups=None, force=force, resume=resume,
             inputs={name: release_dir / name for name in REQUIRED_FILES}, record_inputs=False,
             observations_source=str(release_dir), cases_source=str(release_dir / "exam_info.csv"),
-            data_dir=release_dir, workers=workers, on_progress=on_progress, on_message=on_message,
+            data_dir=release_dir, workers=workers, keep_all_draws=keep_all_draws, on_progress=on_progress,
+            on_message=on_message,
         )
-        _analyse(folder, on_progress, on_message)
-        finish_run(folder, time.perf_counter() - start)
+        _analyse(folder, on_progress, on_message, bootstrap=bootstrap)
+        finish_run(folder, time.perf_counter() - start)  # what the report shows: fits and analysis
         _report(folder, shared_dir, on_progress, on_message)
+        finish_run(folder, time.perf_counter() - start)  # the whole run, report included
     return folder.root
+
+
+def _release_origin(data: str | Path | None) -> str:
+    """Where :func:`~perceptiongap.release.locate_release` took the release from, in words."""
+    from perceptiongap.release.source import DATA_ENV
+
+    if data is not None:
+        return "the folder given as --data"
+    if os.environ.get(DATA_ENV):
+        return f"${DATA_ENV}"
+    return "the user cache (downloaded there if it was missing)"

@@ -21,6 +21,7 @@ from perceptiongap.results.layout import MERGED_SUFFIX, REQUIRED_TABLES, TABLE_N
 from perceptiongap.results.record import RunRecord, read_run_record
 
 __all__ = [
+    "REPORTED_STATISTICS",
     "Results",
     "conclusions_of_model",
     "read_conclusions",
@@ -35,20 +36,33 @@ __all__ = [
 ]
 
 
+#: The reader-study statistics the report shows (their summaries; the per-observer and per-pair tables stay on disk).
+REPORTED_STATISTICS = ("accuracy_summary", "error_consistency")
+
+
 def table_columns() -> dict[str, tuple[str, ...]]:
-    """The columns each table of :data:`~perceptiongap.results.layout.TABLE_NAMES` must have."""
+    """The columns each table of :data:`~perceptiongap.results.layout.TABLE_NAMES` and
+    :data:`~perceptiongap.results.layout.STATISTICS_TABLE_NAMES` must have."""
     from perceptiongap.analysis.annotation import ANNOTATION_COLUMNS
     from perceptiongap.analysis.comparison import COMPARISON_COLUMNS
     from perceptiongap.analysis.conclusions import CONCLUSION_COLUMNS
     from perceptiongap.analysis.fits import FITS_COLUMNS
     from perceptiongap.analysis.ppc import PPC_COLUMNS
     from perceptiongap.analysis.separability_effects import SEPARABILITY_EFFECT_COLUMNS
-    from perceptiongap.analysis.summary import PERTURBATION_COLUMNS
+    from perceptiongap.analysis.summary import MERGED_COLUMNS, PERTURBATION_COLUMNS
+    from perceptiongap.stats import (
+        ACCURACY_COLUMNS,
+        ACCURACY_SUMMARY_COLUMNS,
+        CONSISTENCY_PAIR_COLUMNS,
+        CONSISTENCY_SUMMARY_COLUMNS,
+    )
 
-    return {"perturbation_study": PERTURBATION_COLUMNS, "merged_subgroups": PERTURBATION_COLUMNS,
+    return {"perturbation_study": PERTURBATION_COLUMNS, "merged_subgroups": MERGED_COLUMNS,
             "annotation_study": ANNOTATION_COLUMNS, "fits": FITS_COLUMNS, "conclusions": CONCLUSION_COLUMNS,
             "model_comparison": COMPARISON_COLUMNS, "ppc": PPC_COLUMNS,
-            "separability_effects": SEPARABILITY_EFFECT_COLUMNS}
+            "separability_effects": SEPARABILITY_EFFECT_COLUMNS,
+            "accuracy": ACCURACY_COLUMNS, "accuracy_summary": ACCURACY_SUMMARY_COLUMNS,
+            "error_consistency": CONSISTENCY_SUMMARY_COLUMNS, "error_consistency_pairs": CONSISTENCY_PAIR_COLUMNS}
 
 
 # --------------------------------------------------------------------------------------------
@@ -166,7 +180,7 @@ class Results:
     """The saved outputs of one results folder."""
 
     folder: Path
-    tables: dict[str, pd.DataFrame]
+    tables: dict[str, pd.DataFrame]  # by name; the REPORTED_STATISTICS too, where on disk
     fit_attrs: list[dict] = field(default_factory=list)  # posterior attributes of every fit
     fit_paths: list[Path] = field(default_factory=list)  # their netCDF files, same order
     run: dict | None = None  # run.json as written, None when missing
@@ -213,8 +227,8 @@ def read_results(results_dir: str | Path) -> Results:
                 else "expected the output of `perceptiongap reproduce` or `fit` + `analyse`")
         raise InputError(f"not a results folder (no tables/{missing[0]}.csv); {hint}", source=folder.root)
     columns = table_columns()
-    tables = {name: read_results_table(folder.table_path(name), columns[name]) for name in TABLE_NAMES
-              if folder.table_path(name).is_file()}
+    tables = {name: read_results_table(folder.table_path(name), columns[name])
+              for name in (*TABLE_NAMES, *REPORTED_STATISTICS) if folder.table_path(name).is_file()}
     record, raw, problem = read_run_record(folder)
     paths = [path for path in posterior_files(folder, record) if path.is_file()]
     return Results(folder.root, tables, [read_fit_attrs(p) for p in paths], paths, raw, problem, record)

@@ -27,8 +27,15 @@ import numpy as np
 import pandas as pd
 
 from perceptiongap.errors import InputError
-from perceptiongap.stats.bootstrap import derived_rng, percentile_interval, stratified_counts
-from perceptiongap.stats.breasts import analysed_subgroups, attach_cases, positive_mask, positive_sets, strata
+from perceptiongap.stats.bootstrap import derived_rng, one_blas_thread, percentile_interval, stratified_counts
+from perceptiongap.stats.breasts import (
+    analysed_subgroups,
+    attach_cases,
+    key_columns_as_categories,
+    positive_mask,
+    positive_sets,
+    strata,
+)
 from perceptiongap.stats.operating_point import (
     DEFAULT_OPERATING_POINTS,
     READER_DECISION,
@@ -81,6 +88,7 @@ def _blocks(rows: pd.DataFrame) -> dict[tuple, list[np.ndarray]]:
     return dict(blocks)
 
 
+@one_blas_thread
 def accuracy_table(
     observations: pd.DataFrame,
     cases: pd.DataFrame,
@@ -89,6 +97,7 @@ def accuracy_table(
     n_bootstrap: int = 2000,
     operating_points: Sequence[OperatingPoint] = DEFAULT_OPERATING_POINTS,
     subgroups: Sequence[str] | None = None,
+    merged_subgroups: Sequence[str] | None = None,
     auc_score: str = "auto",
     confidence: float = 0.95,
     progress: Progress | None = None,
@@ -97,14 +106,15 @@ def accuracy_table(
     severity x subgroup x operating point.
 
     ``observations`` and ``cases`` are validated tables (``perceptiongap.study``); optional reader
-    columns ``pom``/``birads`` are used when present. ``progress(done, total)`` is called after each
-    block of breasts.
+    columns ``pom``/``birads`` are used when present. ``subgroups`` and ``merged_subgroups``: see
+    :func:`~perceptiongap.stats.breasts.positive_sets`. ``progress(done, total)`` is called after
+    each block of breasts.
     """
     _check_bootstrap(n_bootstrap, confidence, seed)
     if not operating_points:
         raise InputError("no operating point given", source="operating_points")
-    rows = attach_cases(observations, cases).reset_index(drop=True)
-    sets = positive_sets(analysed_subgroups(cases, subgroups))
+    rows = key_columns_as_categories(attach_cases(observations, cases).reset_index(drop=True))
+    sets = positive_sets(analysed_subgroups(cases, subgroups), merged_subgroups)
     has_machines = bool((rows["observer_kind"] == "machine").any())
     target = None
     if has_machines and any(point.kind == "readers" for point in operating_points):
@@ -117,14 +127,18 @@ def accuracy_table(
 
     scores = np.full(len(rows), np.nan)
     sources: dict[str, str] = {}
+    scoring = rows[[c for c in ("observer_kind", "prediction", "pom", "birads") if c in rows.columns]]
     for observer, positions in rows.groupby("observer", sort=False, observed=True).indices.items():
-        source = score_source(rows.iloc[positions], auc_score)
+        source = score_source(scoring.iloc[positions], auc_score)
         sources[str(observer)] = source or ""
-        scores[positions] = score_values(rows.iloc[positions], source)
+        scores[positions] = score_values(scoring.iloc[positions], source)
 
     malignant_all = rows["malignant"].to_numpy()
     subgroup_all = rows["subgroup"].to_numpy(dtype=object)
-    kinds = rows["observer_kind"].to_numpy(dtype=object)
+    human = (rows["observer_kind"] == "human").to_numpy()
+    # Observer group, observer and kind of a row, from the categories' codes (no string per row).
+    meta_codes = [rows[c].cat.codes.to_numpy() for c in ("observer_group", "observer", "observer_kind")]
+    meta_names = [rows[c].cat.categories.to_numpy(dtype=object) for c in ("observer_group", "observer", "observer_kind")]
     blocks = _blocks(rows)
     records = []
     for done, ((scheme, annotator, severity, signature), members) in enumerate(blocks.items(), start=1):
@@ -133,54 +147,62 @@ def accuracy_table(
         counts = stratified_counts(strata(malignant, subgroup), n_bootstrap,
                                    derived_rng(seed, "accuracy", scheme, annotator, severity, signature))
         negative = ~malignant
+        n_negative = int(negative.sum())
         positives = {name: positive_mask(malignant, subgroup, member_set) for name, member_set in sets.items()}
+        n_positives = {name: int(mask.sum()) for name, mask in positives.items()}
         for positions in members:
-            meta = rows.iloc[positions[0]]
-            if kinds[positions[0]] == "human":
+            group, observer, kind = (names[codes[positions[0]]] for codes, names in zip(meta_codes, meta_names))
+            if human[positions[0]]:
                 points = [(READER_DECISION, np.nan, human_decision[positions])]
             else:
                 points = [(name, float(threshold[positions[0]]), decision[positions])
                           for name, (decision, threshold) in decisions.items()]
             decided = np.stack([d for _, _, d in points], axis=1).astype(np.float32)  # (breasts, points)
+            n_points = len(points)
 
-            n_negative = int(negative.sum())
+            # Every statistic of this observer as one column of values and one of replicates, so that
+            # one sort gives all their intervals: specificity per point, sensitivity per subgroup and
+            # point, AUC per subgroup. A statistic with no breasts to count is NaN.
+            values, replicates = [], []
             if n_negative:
-                specificity = 1.0 - decided[negative].mean(axis=0, dtype=float)
-                specificity_reps = 1.0 - (counts[negative].T @ decided[negative]).astype(float) / n_negative
-                specificity_ci = percentile_interval(specificity_reps, confidence)
+                values.append(1.0 - decided[negative].mean(axis=0, dtype=float))
+                replicates.append(1.0 - (counts[negative].T @ decided[negative]).astype(float) / n_negative)
             else:
-                specificity = np.full(len(points), np.nan)
-                specificity_ci = (specificity, specificity)
-
+                values.append(np.full(n_points, np.nan))
+                replicates.append(np.full((n_bootstrap, n_points), np.nan))
+            for name, positive in positives.items():
+                if n_positives[name]:
+                    values.append(decided[positive].mean(axis=0, dtype=float))
+                    replicates.append((counts[positive].T @ decided[positive]).astype(float) / n_positives[name])
+                else:
+                    values.append(np.full(n_points, np.nan))
+                    replicates.append(np.full((n_bootstrap, n_points), np.nan))
             score = scores[positions]
             scored = np.isfinite(score)
-            auc_by_subgroup: dict[str, tuple[float, float, float]] = {}
             if scored.any():
                 scored_negative = negative & scored
                 auc_pairs = [(score[mask & scored], counts[mask & scored]) for mask in positives.values()]
                 auc_points = weighted_aucs(score[scored_negative], np.ones((int(scored_negative.sum()), 1)),
                                            [(s, np.ones((s.size, 1))) for s, _ in auc_pairs])
-                auc_reps = weighted_aucs(score[scored_negative], counts[scored_negative], auc_pairs)
-                for name, point, reps in zip(positives, auc_points, auc_reps):
-                    low, high = percentile_interval(reps, confidence)
-                    auc_by_subgroup[name] = (float(point[0]), float(low), float(high))
-
-            for name, positive in positives.items():
-                n_positive = int(positive.sum())
-                if n_positive:
-                    sensitivity = decided[positive].mean(axis=0, dtype=float)
-                    sensitivity_reps = (counts[positive].T @ decided[positive]).astype(float) / n_positive
-                    sensitivity_low, sensitivity_high = percentile_interval(sensitivity_reps, confidence)
-                else:
-                    sensitivity = sensitivity_low = sensitivity_high = np.full(len(points), np.nan)
-                auc, auc_low, auc_high = auc_by_subgroup.get(name, (np.nan, np.nan, np.nan))
-                for k, (point_name, threshold, _) in enumerate(points):
+                values.append(np.array([point[0] for point in auc_points], dtype=float))
+                replicates.append(np.column_stack(weighted_aucs(score[scored_negative], counts[scored_negative],
+                                                                auc_pairs)))
+            else:
+                values.append(np.full(len(positives), np.nan))
+                replicates.append(np.full((n_bootstrap, len(positives)), np.nan))
+            value = np.concatenate(values)
+            low, high = percentile_interval(np.concatenate(replicates, axis=1), confidence)
+            specificity = slice(0, n_points)
+            for k, name in enumerate(positives):
+                sensitivity = n_points * (k + 1)
+                auc = n_points * (len(positives) + 1) + k
+                for p, (point_name, threshold, _) in enumerate(points):
                     records.append((
-                        meta["observer_group"], meta["observer"], meta["observer_kind"], scheme, annotator, severity,
-                        name, point_name, threshold, n_positive, n_negative,
-                        sensitivity[k], sensitivity_low[k], sensitivity_high[k],
-                        specificity[k], specificity_ci[0][k], specificity_ci[1][k],
-                        sources[str(meta["observer"])], auc, auc_low, auc_high,
+                        group, observer, kind, scheme, annotator, severity,
+                        name, point_name, threshold, n_positives[name], n_negative,
+                        value[sensitivity + p], low[sensitivity + p], high[sensitivity + p],
+                        value[specificity][p], low[specificity][p], high[specificity][p],
+                        sources[str(observer)], value[auc], low[auc], high[auc],
                     ))
         if progress is not None:
             progress(done, len(blocks))

@@ -13,11 +13,31 @@ order they are processed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 import numpy as np
 
-__all__ = ["derived_rng", "percentile_interval", "stratified_counts"]
+__all__ = ["derived_rng", "one_blas_thread", "percentile_interval", "stratified_counts"]
+
+
+def one_blas_thread(function):
+    """Run ``function`` with BLAS limited to one thread.
+
+    The bootstrap's products are many and small (replicates x a few hundred breasts); OpenBLAS's
+    threads cost more than they give there (``perceptiongap accuracy`` on the release, 500
+    replicates: 10.6 s of CPU and 13 s wall with its threads on a loaded 2-core machine, 2.8 s and
+    3.4 s with one).
+    """
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1, user_api="blas"):
+            return function(*args, **kwargs)
+
+    return wrapper
 
 
 def derived_rng(seed: int, *key: object) -> np.random.Generator:
@@ -52,9 +72,22 @@ def percentile_interval(replicates: np.ndarray, confidence: float = 0.95,
 
     NaN where every replicate is NaN (a statistic undefined in the data).
     """
-    replicates = np.asarray(replicates, dtype=float)
+    replicates = np.moveaxis(np.asarray(replicates, dtype=float), axis, 0)
     tail = (1.0 - confidence) / 2.0
-    finite = np.isfinite(replicates).any(axis=axis)
-    safe = np.where(finite if axis == 0 else np.expand_dims(finite, axis), replicates, 0.0)
-    low, high = np.nanquantile(safe, [tail, 1.0 - tail], axis=axis)
-    return np.where(finite, low, np.nan), np.where(finite, high, np.nan)
+    # One sort for every statistic at once (NaN sorts last), then numpy's default "linear" quantile
+    # of each column's defined replicates: np.nanquantile does the same one column at a time.
+    ordered = np.sort(replicates, axis=0)
+    defined = (~np.isnan(replicates)).sum(axis=0)
+    finite = defined > 0
+    bounds = []
+    for q in (tail, 1.0 - tail):
+        position = (np.maximum(defined, 1) - 1) * q  # numpy's "linear" virtual index
+        below = np.floor(position).astype(np.intp)
+        above = np.minimum(below + 1, np.maximum(defined, 1) - 1)
+        a = np.take_along_axis(ordered, below[None], axis=0)[0]
+        b = np.take_along_axis(ordered, above[None], axis=0)[0]
+        t = position - below
+        value = a + (b - a) * t  # numpy's lerp, including its choice of end for t >= 0.5
+        value = np.where(t >= 0.5, b - (b - a) * (1 - t), value)
+        bounds.append(np.where(finite, value, np.nan))
+    return bounds[0], bounds[1]

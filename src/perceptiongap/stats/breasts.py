@@ -26,6 +26,7 @@ __all__ = [
     "NEGATIVE_STRATUM",
     "analysed_subgroups",
     "attach_cases",
+    "key_columns_as_categories",
     "positive_mask",
     "positive_sets",
     "strata",
@@ -55,15 +56,18 @@ def analysed_subgroups(cases: pd.DataFrame, subgroups: Sequence[str] | None = No
     return tuple(dict.fromkeys(subgroups))
 
 
-def positive_sets(subgroups: Sequence[str]) -> dict[str, tuple[str, ...]]:
+def positive_sets(subgroups: Sequence[str],
+                  merged_subgroups: Sequence[str] | None = None) -> dict[str, tuple[str, ...]]:
     """Reported subgroup -> the subgroups whose malignant breasts are its positives.
 
-    Each analysed subgroup alone; ``merged`` when two or more are analysed (the paper merges its
-    pair); ``all`` (every malignant breast, ``()`` meaning no restriction).
+    Each analysed subgroup alone; ``merged``: the subgroups of ``merged_subgroups`` together (a
+    results folder's merged refit), by default every analysed subgroup when two or more are analysed
+    (the paper merges its pair); ``all`` (every malignant breast, ``()`` meaning no restriction).
     """
     sets: dict[str, tuple[str, ...]] = {g: (g,) for g in subgroups}
-    if len(subgroups) >= 2:
-        sets[MERGED_SUBGROUP] = tuple(subgroups)
+    merged = tuple(merged_subgroups) if merged_subgroups else tuple(subgroups)
+    if len(merged) >= 2:
+        sets[MERGED_SUBGROUP] = merged
     sets[ALL_MALIGNANT] = ()
     return sets
 
@@ -79,6 +83,13 @@ def attach_cases(observations: pd.DataFrame, cases: pd.DataFrame, source: str = 
     out["malignant"] = (cases["label"].astype(str).to_numpy() == "malignant")[case]
     out["subgroup"] = cases["subgroup"].astype(str).to_numpy()[case]
     return out
+
+
+def key_columns_as_categories(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with the observer and scheme columns as categories: selecting, grouping and mapping them
+    then costs an integer operation per row, not a string one (Arrow-backed strings are slow to take)."""
+    columns = [c for c in ("observer_group", "observer", "observer_kind", "scheme", "annotator") if c in rows.columns]
+    return rows.astype({column: "category" for column in columns})
 
 
 def strata(malignant: np.ndarray, subgroup: np.ndarray) -> np.ndarray:

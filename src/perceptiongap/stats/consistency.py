@@ -30,11 +30,12 @@ import numpy as np
 import pandas as pd
 
 from perceptiongap.errors import InputError
-from perceptiongap.stats.bootstrap import derived_rng, percentile_interval, stratified_counts
+from perceptiongap.stats.bootstrap import derived_rng, one_blas_thread, percentile_interval, stratified_counts
 from perceptiongap.stats.breasts import (
     NEGATIVE_STRATUM,
     analysed_subgroups,
     attach_cases,
+    key_columns_as_categories,
     positive_sets,
     strata,
 )
@@ -127,7 +128,11 @@ def _pair_kind(kind_a: str, kind_b: str) -> str:
 def _block_tables(rows: pd.DataFrame, scheme: str, severity: float, sets: dict, counts_for, confidence: float):
     """Pair and summary records of one scheme x severity."""
     observer_codes, observers = pd.factorize(rows["observer"], sort=True)
-    trial_codes, trials = pd.factorize(pd.MultiIndex.from_arrays([rows["case"], rows["annotator"]]), sort=True)
+    observers = np.asarray(observers, dtype=object).astype(str).astype(object)
+    # A trial is a breast under one annotator's ROIs, ordered by (breast, annotator).
+    annotator_codes, annotators = pd.factorize(rows["annotator"], sort=True)
+    trial_keys = rows["case"].to_numpy(dtype=np.int64) * max(len(annotators), 1) + annotator_codes
+    trials, trial_codes = np.unique(trial_keys, return_inverse=True)
     n_observers, n_trials = len(observers), len(trials)
     seen = np.zeros((n_observers, n_trials), dtype=bool)
     correct = np.zeros((n_observers, n_trials), dtype=bool)
@@ -201,6 +206,7 @@ def _block_tables(rows: pd.DataFrame, scheme: str, severity: float, sets: dict, 
     return pair_records, summary_records
 
 
+@one_blas_thread
 def error_consistency_tables(
     observations: pd.DataFrame,
     cases: pd.DataFrame,
@@ -209,20 +215,22 @@ def error_consistency_tables(
     n_bootstrap: int = 2000,
     operating_point: OperatingPoint = DEFAULT_OPERATING_POINTS[0],
     subgroups: Sequence[str] | None = None,
+    merged_subgroups: Sequence[str] | None = None,
     confidence: float = 0.95,
     progress: Callable[[int, int], None] | None = None,
 ) -> ErrorConsistencyTables:
     """Error consistency of every pair of observers, and its mean per pair kind, per scheme x severity x subgroup.
 
     Networks decide at ``operating_point`` (default: the readers' mean specificity at severity 0).
+    ``subgroups`` and ``merged_subgroups``: see :func:`~perceptiongap.stats.breasts.positive_sets`.
     ``progress(done, total)`` is called after each scheme x severity.
     """
     if int(seed) < 0:
         raise InputError(f"{seed} is not a seed (an integer >= 0)", source="seed")
     if int(n_bootstrap) < 1:
         raise InputError(f"{n_bootstrap} is not a number of bootstrap replicates (>= 1)", source="n_bootstrap")
-    rows = attach_cases(observations, cases).reset_index(drop=True)
-    sets = positive_sets(analysed_subgroups(cases, subgroups))
+    rows = key_columns_as_categories(attach_cases(observations, cases).reset_index(drop=True))
+    sets = positive_sets(analysed_subgroups(cases, subgroups), merged_subgroups)
     decision, _ = binary_decisions(rows, operating_point)
     rows["correct"] = decision == rows["malignant"].to_numpy()
     blocks = rows.groupby(["scheme", "severity_mm"], sort=True, observed=True).indices

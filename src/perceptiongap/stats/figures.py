@@ -7,19 +7,17 @@
 
 Severities are categories on the x axis, labelled in mm, as in the report's figures; every plotted
 statistic is an ``errorbar`` series labelled by what it shows, so the numbers can be read back.
+Files are written by :func:`perceptiongap.report.figures.save_figure`, as every figure of the report.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from perceptiongap.files import atomic_path
-
-__all__ = ["accuracy_figure", "error_consistency_figure", "save_figure"]
+__all__ = ["accuracy_figure", "error_consistency_figure"]
 
 _KIND_STYLES = {
     "human-human": {"colour": "#000000", "marker": "o", "linestyle": "-"},
@@ -51,12 +49,14 @@ def _severity_axis(axis, severities: Sequence[float]) -> None:
     axis.set_xlabel(SEVERITY_AXIS_LABEL)
 
 
-def accuracy_figure(summary: pd.DataFrame, *, operating_point: str | None = None, scheme: str = "entire"):
+def accuracy_figure(summary: pd.DataFrame, *, operating_point: str | None = None, scheme: str = "entire",
+                    colours: Mapping[str, str] | None = None):
     """Sensitivity, specificity (and AUC where any) against severity, per subgroup and observer group.
 
     ``summary``: :func:`~perceptiongap.stats.accuracy.accuracy_summary`. Humans are drawn at their
     own decisions, networks at ``operating_point`` (default: the readers' mean specificity if in the
-    table, else the first one).
+    table, else the first one). ``colours``: observer group -> colour (the report passes its own, so
+    that a group keeps its colour in every figure); default from the report's palette.
     """
     import matplotlib
 
@@ -64,7 +64,8 @@ def accuracy_figure(summary: pd.DataFrame, *, operating_point: str | None = None
     from perceptiongap.report.palette import group_colours
     from perceptiongap.vocabulary import PAPER_OBSERVER_GROUPS
 
-    rows = summary[(summary["scheme"] == scheme) & (summary["annotator"].fillna("").astype(str) == "")]
+    annotator = summary["annotator"]  # empty, or NaN as read back from CSV
+    rows = summary[(summary["scheme"] == scheme) & (annotator.isna() | (annotator.astype(str) == ""))]
     machine_points = [p for p in dict.fromkeys(rows.loc[rows["observer_kind"] == "machine", "operating_point"])]
     if operating_point is None:
         operating_point = ("readers_mean_specificity" if "readers_mean_specificity" in machine_points
@@ -75,7 +76,7 @@ def accuracy_figure(summary: pd.DataFrame, *, operating_point: str | None = None
     statistics = [(column, label) for column, label in _STATISTICS if rows[f"{column}_mean"].notna().any()]
     present = list(dict.fromkeys(rows["observer_group"]))
     groups = [g for g in PAPER_OBSERVER_GROUPS if g in present] + [g for g in present if g not in PAPER_OBSERVER_GROUPS]
-    colours = group_colours(groups)
+    colours = {**group_colours(groups), **(colours or {})}
     position = {s: k for k, s in enumerate(severities)}
     offsets = (np.arange(len(groups)) - (len(groups) - 1) / 2) * min(0.12, 0.6 / max(len(groups), 1))
 
@@ -157,20 +158,3 @@ def error_consistency_figure(summary: pd.DataFrame, *, scheme: str = "entire"):
         figure.legend(handles, labels, loc="outside lower center", ncols=3,
                       title="mean over pairs of observers on the breasts both saw; 95 % bootstrap interval")
     return figure
-
-
-def save_figure(figure, folder: str | Path, name: str) -> list[Path]:
-    """Write ``name``.png (300 dpi) and ``name``.svg into ``folder``, each atomically; return their paths."""
-    import matplotlib
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    with matplotlib.rc_context({"svg.hashsalt": "perceptiongap"}):
-        for suffix, options in ((".png", {"dpi": 300, "metadata": {"Software": None}}),
-                                (".svg", {"metadata": {"Date": None}})):
-            path = folder / f"{name}{suffix}"
-            with atomic_path(path) as tmp:
-                figure.savefig(tmp, format=suffix[1:], **options)
-            paths.append(path)
-    return paths

@@ -133,7 +133,7 @@ def machine_thresholds(observations: pd.DataFrame, point: OperatingPoint, *,
     given, else :func:`readers_mean_specificity`.
     """
     machines = observations[observations["observer_kind"] == "machine"]
-    names = list(dict.fromkeys(machines["observer"].astype(str)))
+    names = [str(name) for name in machines["observer"].unique()]
     if point.kind == "threshold":
         return {name: float(point.value) for name in names}
     target = point.value if point.kind == "specificity" else (
@@ -155,7 +155,8 @@ def binary_decisions(observations: pd.DataFrame, point: OperatingPoint, *,
                      target_specificity: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(decision, threshold) per row: humans keep their 0/1 answer (threshold NaN), machines p >= t."""
     thresholds = machine_thresholds(observations, point, target_specificity=target_specificity)
-    threshold = observations["observer"].astype(str).map(thresholds).to_numpy(dtype=float)
+    codes, names = pd.factorize(observations["observer"])  # one look-up per observer, not per row
+    threshold = np.array([thresholds.get(str(name), np.nan) for name in names], dtype=float)[codes]
     prediction = observations["prediction"].to_numpy(dtype=float)
     human = (observations["observer_kind"] == "human").to_numpy()
     decision = np.where(human, prediction >= 0.5, prediction >= np.where(human, 0.0, threshold))

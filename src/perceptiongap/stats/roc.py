@@ -14,6 +14,7 @@ reader instead of refitting the AUC n times.
 from __future__ import annotations
 
 import numpy as np
+from scipy import sparse
 from scipy.stats import rankdata
 
 __all__ = ["auc_jackknife", "weighted_auc", "weighted_aucs"]
@@ -57,23 +58,31 @@ def weighted_aucs(
     weights (n1, B)) pairs. Returns one (B,) array per pair.
     """
     negative_scores = np.asarray(negative_scores, dtype=float)
-    order = np.argsort(negative_scores, kind="stable")
-    sorted_negatives = negative_scores[order]
-    # Cumulative negative weight below each sorted position, with a leading zero: row k holds the
-    # weight of the k smallest negatives, so the weight below a score is one gather per positive.
-    sorted_weights = np.asarray(negative_weights)[order]
-    cumulative = np.zeros((sorted_negatives.size + 1, sorted_weights.shape[1]), dtype=sorted_weights.dtype)
-    np.cumsum(sorted_weights, axis=0, out=cumulative[1:])
-    total_negative = cumulative[-1].astype(float)
+    negative_weights = np.asarray(negative_weights)
+    positives = [(np.asarray(scores, dtype=float), np.asarray(weights)) for scores, weights in positives]
+    # The distinct positive scores ("levels") are all the comparisons need. Each negative falls in a
+    # slot: 2k if its score lies strictly between levels k-1 and k, 2k + 1 if it equals level k.
+    levels = np.unique(np.concatenate([scores for scores, _ in positives])) if positives else np.empty(0)
+    n_levels, n_slots = levels.size, 2 * levels.size + 1
+    below = np.searchsorted(levels, negative_scores, side="left")
+    tied = (below < n_levels) & (levels[np.minimum(below, max(n_levels - 1, 0))] == negative_scores
+                                 if n_levels else np.zeros(below.size, dtype=bool))
+    slot = 2 * below + tied
+    # Negative weight per slot and replicate: one sparse one-hot product, which reads each
+    # negative's row of weights once (no sort of the weights, no running sum over all negatives).
+    one_hot = sparse.csc_array((np.ones(slot.size, dtype=negative_weights.dtype), slot, np.arange(slot.size + 1)),
+                               shape=(n_slots, slot.size))  # column j: a single 1 in row slot[j]
+    slot_weights = np.asarray(one_hot @ negative_weights)  # (slots, B)
+    total_negative = slot_weights.sum(axis=0, dtype=float)
+    # Twice the placement of level k: 2 x (weight strictly below it: slots 0 .. 2k) + (weight tied: slot 2k + 1).
+    # Whole numbers for integer weights, so exact in float32 (below 2**24).
+    slots = np.arange(n_slots)
+    twice = (2 * (slots[None, :] <= 2 * np.arange(n_levels)[:, None])
+             + (slots[None, :] == 2 * np.arange(n_levels)[:, None] + 1)).astype(slot_weights.dtype)
+    twice_placement_by_level = twice @ slot_weights  # (levels, B)
     results = []
     for positive_scores, positive_weights in positives:
-        positive_scores = np.asarray(positive_scores, dtype=float)
-        positive_weights = np.asarray(positive_weights)
-        below = np.searchsorted(sorted_negatives, positive_scores, side="left")
-        up_to = np.searchsorted(sorted_negatives, positive_scores, side="right")
-        weight_below = cumulative[below]
-        # 2 * (below + tied / 2) = below + up_to keeps everything in whole numbers for integer weights.
-        twice_placement = weight_below + cumulative[up_to]
+        twice_placement = twice_placement_by_level[np.searchsorted(levels, positive_scores)]
         numerator = np.einsum("ib,ib->b", positive_weights, twice_placement, dtype=float) / 2.0
         denominator = positive_weights.sum(axis=0, dtype=float) * total_negative
         defined = denominator > 0
