@@ -158,13 +158,24 @@ def effects_from_csv(path: str | Path, *, model: str = "release",
 
 def effects_from_posterior(posterior, *, source: str = "--from") -> ParameterSource:
     """Parameters from a fitted posterior of the ``release`` layout (b, mu, gamma, nu; see
-    :mod:`perceptiongap.analysis.posterior`), its case mix from the posterior's cases."""
+    :mod:`perceptiongap.analysis.posterior`), its case mix from the posterior's cases. A compact
+    posterior (:mod:`perceptiongap.results.compact`) gives the draws at which it keeps ``mu``."""
     from perceptiongap.analysis.posterior import draws, posterior_cases, posterior_group
+    from perceptiongap.analysis.ppc import PPC_CASE_DRAWS_GROUP
 
     dataset = posterior_group(posterior, source=source)
     cases = posterior_cases(posterior, source=source)
     subgroups = tuple(str(s) for s in dataset["subgroup"].values)
-    b, mu, gamma, nu = (draws(dataset, name) for name in ("b", "mu", "gamma", "nu"))
+    b, gamma, nu = (draws(dataset, name) for name in ("b", "gamma", "nu"))
+    if "mu" in dataset.data_vars:
+        mu = draws(dataset, "mu")
+    elif PPC_CASE_DRAWS_GROUP in posterior.groups():
+        # A compact posterior (a results folder's default) keeps mu at some hundred draws only: use those draws.
+        kept = getattr(posterior, PPC_CASE_DRAWS_GROUP)["mu"].transpose("ppc_sample", "case")
+        chosen = np.asarray(kept["ppc_sample"].values, dtype=int)
+        mu, b, gamma, nu = np.asarray(kept.values, dtype=np.float64), b[chosen], gamma[chosen], nu[chosen]
+    else:
+        raise InputError("the posterior keeps no per-case draws (mu); refit with --keep-all-draws", source=source)
     if nu.shape[1] < 2:
         raise InputError("the posterior has fewer than 2 readers: no spread of reader effects to draw from",
                          source=source)
