@@ -72,3 +72,41 @@ def test_a_posterior_gives_its_draws_the_readers_spread_and_each_class_of_breast
     np.testing.assert_allclose(source.prevalence, [[5 / 80, 15 / 80], [5 / 80, 15 / 80], [0, 40 / 80]])
     draw = source.draw(np.random.default_rng(1))
     assert draw["gamma"].shape == (3, 3) and np.all(draw["gamma"][1:] == -1.0)
+
+
+def test_a_compact_posterior_gives_the_parameters_of_the_draws_at_which_it_keeps_mu():
+    import xarray as xr
+
+    from perceptiongap.analysis.ppc import PPC_CASE_DRAWS_GROUP
+    from perceptiongap.model.posterior_io import PREDICTIVE_MEAN_GROUP
+    from perceptiongap.plan.effects import effects_from_posterior
+
+    full = fitted_posterior()
+    chosen = np.array([0, 7, 50, 99])  # chain-major flattened draws of 2 chains x 50
+    mu = full.posterior["mu"].stack(sample=("chain", "draw")).transpose("sample", "case").values[chosen]
+    compact = full.copy()
+    compact.posterior = full.posterior.drop_vars("mu")
+    compact.add_groups({PREDICTIVE_MEAN_GROUP: xr.Dataset({"mean": xr.DataArray(np.zeros(3))})})
+    compact.add_groups({PPC_CASE_DRAWS_GROUP: xr.Dataset({"mu": xr.DataArray(
+        mu, dims=("ppc_sample", "case"), coords={"ppc_sample": chosen, "case": full.posterior["case"].values})})})
+    whole, kept = effects_from_posterior(full), effects_from_posterior(compact)
+    np.testing.assert_array_equal(kept.b, whole.b[chosen])
+    np.testing.assert_array_equal(kept.gamma, whole.gamma[chosen])
+    np.testing.assert_allclose(kept.mu_mean, whole.mu_mean[chosen])
+    np.testing.assert_allclose(kept.nu_sd, whole.nu_sd[chosen])
+    # The malignant breasts' biases are 2 higher in the fitted study, and still are at the kept draws.
+    assert (kept.mu_mean[:, 0, 0] - kept.mu_mean[:, 0, 1]).mean() > 1.0
+
+
+def test_a_compact_posterior_without_any_per_case_draws_is_refused_naming_the_option():
+    import xarray as xr
+
+    from perceptiongap.model.posterior_io import PREDICTIVE_MEAN_GROUP
+    from perceptiongap.plan.effects import effects_from_posterior
+
+    full = fitted_posterior()
+    bare = full.copy()
+    bare.posterior = full.posterior.drop_vars("mu")  # as compact posteriors were before they kept the checks' draws
+    bare.add_groups({PREDICTIVE_MEAN_GROUP: xr.Dataset({"mean": xr.DataArray(np.zeros(3))})})
+    with pytest.raises(InputError, match="--keep-all-draws"):
+        effects_from_posterior(bare, source="--from")
