@@ -375,11 +375,12 @@ def test_a_study_with_three_subgroups_of_its_own_names_goes_through_fit_analyse_
     html = path.read_text(encoding="utf-8")
     figures = sorted(p.stem for p in (out / "figures").glob("*.png"))
     assert figures == ["accuracy", "elbo_stan-advi", "error_consistency", "merged_subgroups_networks_stan-advi",
+                       "merged_subgroups_pooled_networks_stan-advi",
                        "perturbation_study_networks_calcification_stan-advi",
                        "perturbation_study_networks_distortion_stan-advi", "perturbation_study_networks_mass_stan-advi",
                        "ppc_networks", "ppc_readers"]
     assert "networks, mass and calcification merged: refit under stan-advi" in html
-    assert "refitting with mass and calcification as one subgroup" in html
+    assert "the same with mass and calcification as one subgroup, refitted" in html
     assert "not evaluated (this study has no microcalcifications subgroup" in html
 
 
