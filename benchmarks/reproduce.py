@@ -1,13 +1,16 @@
 """Time `perceptiongap reproduce` stage by stage, and the release's posterior-predictive loop.
 
-Usage: python benchmarks/reproduce.py [--inference stan-advi,nuts] [--advi-seeds 5] [--out DIR]
+Usage: python benchmarks/reproduce.py [--inference stan-advi,nuts] [--model release[,label_specific]]
+                                      [--advi-seeds 5] [--cluster local:2] [--out DIR]
 
 Prints the seconds of each stage (import, fits per method, posterior predictive for all groups,
 analysis, figures and report), wall clock and this process's CPU time (all threads; less sensitive to
 other work on a shared machine), with the load average before and after and, in the same run, the release's approach to the posterior predictive (a Python
 loop over observers x severities x breasts averaging sigmoid over draws) timed on a subset and
 extrapolated, with the ratio. Goals (2-core machine): stan-advi with 5 seeds < 120 s, nuts < 300 s,
-posterior predictive for all groups < 1 s.
+posterior predictive for all groups < 1 s. With several ``--model`` each model's fits are timed
+apart (same run), so that the cost of a variant is read against the release's; goal for
+``--inference nuts --model release,label_specific``: everything < 8 minutes.
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inference", default="stan-advi,nuts")
     parser.add_argument("--advi-seeds", type=int, default=5)
+    parser.add_argument("--model", default="release")
+    parser.add_argument("--cluster", default=None)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
@@ -87,12 +92,14 @@ def main() -> None:
 
     groups = model_groups(observations)
     choice = choose_subgroups(cases)
-    for method in args.inference.split(","):
-        jobs = plan_fits(groups, [method], advi_seeds=args.advi_seeds)
-        with stage(f"fit {method} ({len(jobs)} fits incl. merged refits)"):
-            fit_study(model_data_for(observations, cases, jobs, choice), jobs, out)
+    for model in args.model.split(","):
+        for method in args.inference.split(","):
+            jobs = plan_fits(groups, [method], advi_seeds=args.advi_seeds, models=(model,))
+            with stage(f"fit {model} {method} ({len(jobs)} fits incl. merged refits)"):
+                fit_study(model_data_for(observations, cases, jobs, choice), jobs, out, cluster=args.cluster)
 
     separate, _ = ResultsFolder(out).find_posteriors()
+    separate = [path for path in separate if path.parts[-4] == "release" or "release" not in args.model]
     one_per_group = {}
     for path in separate:
         one_per_group.setdefault(path.parent.name, load_posterior(path))

@@ -18,6 +18,7 @@ imported on first use, so ``import perceptiongap`` stays light:
                             the ``perceptiongap.report`` package, which is callable)
 ``reproduce``               the paper from the authors' release, end to end (``results``)
 ``build_report``            figures and the HTML report of a results folder (``report``)
+``plan_study``              simulated power of planned reader studies (``results.plan_stage``)
 ==========================  ==================================================================
 
 The stages take the options of the commands of the same name (``perceptiongap fit --advi-seeds 2``
@@ -45,6 +46,7 @@ _LAZY = {
     "analyse": "perceptiongap.results",
     "reproduce": "perceptiongap.results",
     "build_report": "perceptiongap.report",
+    "plan_study": "perceptiongap.results.plan_stage",
 }
 
 __all__ = ["__version__", "report", *_LAZY]

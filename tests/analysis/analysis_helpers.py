@@ -26,23 +26,34 @@ def make_posterior(
     observer_group: str = "gmic",
     inference: str = "nuts",
     seed: int = 0,
+    gamma_label: np.ndarray | None = None,
+    observer_scale: np.ndarray | None = None,
+    b_label: np.ndarray | None = None,
+    model: str | None = None,
 ) -> az.InferenceData:
     """InferenceData in the contract's layout from draws (chain, draw, ...).
 
-    b (C, D, G), mu (C, D, N), gamma (C, D, S, G), nu (C, D, O, G).
+    b (C, D, G), mu (C, D, N), gamma (C, D, S, G), nu (C, D, O, G); a variant's optional
+    gamma_label (C, D, S, G, 2: malignant, non_malignant), b_label (C, D, G, 2) and observer_scale (C, D, O).
     """
     n_cases = mu.shape[-1]
     if observers is None:
         observers = tuple(f"r{i}" for i in range(nu.shape[2]))
+    extra = {name: value for name, value in (("gamma_label", gamma_label), ("observer_scale", observer_scale),
+                                             ("b_label", b_label)) if value is not None}
     idata = az.from_dict(
-        posterior={"b": b, "mu": mu, "gamma": gamma, "nu": nu},
+        posterior={"b": b, "mu": mu, "gamma": gamma, "nu": nu, **extra},
         coords={
             "subgroup": list(subgroups),
             "severity": np.asarray(severities, dtype=float),
             "observer": list(observers),
             "case": np.arange(n_cases),
+            "label": ["malignant", "non_malignant"],
         },
         dims={
+            "gamma_label": ["severity", "subgroup", "label"],
+            "b_label": ["subgroup", "label"],
+            "observer_scale": ["observer"],
             "b": ["subgroup"],
             "mu": ["case"],
             "gamma": ["severity", "subgroup"],
@@ -56,6 +67,8 @@ def make_posterior(
         },
     )
     idata.posterior.attrs.update(observer_group=observer_group, inference=inference, seed=seed)
+    if model is not None:
+        idata.posterior.attrs["model"] = model
     exams = np.array([f"e{i // 2}" for i in range(n_cases)])
     breasts = np.array(["L", "R"] * (n_cases // 2) + ["L"] * (n_cases % 2))
     idata.posterior = idata.posterior.assign_coords(exam=("case", exams), breast=("case", breasts))
@@ -93,7 +106,11 @@ def random_posterior(
 
 
 def reference_posterior_predictive(idata: az.InferenceData) -> np.ndarray:
-    """(observer, severity, case) in float64: loops over observers and severities, draws averaged by NumPy."""
+    """(observer, severity, case) in float64: loops over observers and severities, draws averaged by NumPy.
+
+    With ``gamma_label`` a case's severity effect is that of its label; with ``observer_scale`` it
+    is scaled by the observer's factor (the variants' formulas).
+    """
     post = idata.posterior
     b = post["b"].transpose("chain", "draw", "subgroup").values.reshape(-1, post.sizes["subgroup"])
     mu = post["mu"].transpose("chain", "draw", "case").values.reshape(-1, post.sizes["case"])
@@ -103,10 +120,24 @@ def reference_posterior_predictive(idata: az.InferenceData) -> np.ndarray:
     nu = nu.reshape(-1, *nu.shape[2:])
     names = list(post["subgroup"].values)
     g = np.array([names.index(s) for s in idata.constant_data["case_subgroup"].values])
+    n_draws = b.shape[0]
+    label = np.where(idata.constant_data["case_label"].values == "malignant", 0, 1)
+    case_bias = b[:, g]
+    if "b_label" in post:
+        b_label = post["b_label"].transpose("chain", "draw", "subgroup", "label").values.reshape(n_draws, -1, 2)
+        case_bias = b_label[:, g, label]
+    if "gamma_label" in post:
+        gamma_label = post["gamma_label"].transpose("chain", "draw", "severity", "subgroup", "label").values
+        gamma_label = gamma_label.reshape(n_draws, *gamma_label.shape[2:])
+        case_gamma = gamma_label[:, :, g, label]  # (draw, S, C)
+    else:
+        case_gamma = gamma[:, :, g]
+    scale = (post["observer_scale"].transpose("chain", "draw", "observer").values.reshape(n_draws, -1)
+             if "observer_scale" in post else np.ones((n_draws, nu.shape[1])))
     out = np.empty((nu.shape[1], gamma.shape[1], mu.shape[1]))
     for r in range(nu.shape[1]):
         for s in range(gamma.shape[1]):
-            out[r, s] = expit(b[:, g] + mu + gamma[:, s, g] + nu[:, r, g]).mean(axis=0)
+            out[r, s] = expit(case_bias + mu + scale[:, r, None] * case_gamma[:, s] + nu[:, r, g]).mean(axis=0)
     return out
 
 

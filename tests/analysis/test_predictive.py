@@ -85,3 +85,29 @@ def test_missing_variable_or_unknown_subgroup_is_refused() -> None:
     renamed.constant_data["case_subgroup"].values[0] = "calcified"
     with pytest.raises(InputError, match="'calcified' is not in the subgroup coordinate"):
         posterior_predictive(renamed)
+
+
+@pytest.mark.parametrize("variant", ["gamma_label", "observer_scale", "both"])
+def test_a_variants_severity_effect_follows_the_cases_label_and_the_observer(variant: str) -> None:
+    """label_specific's bias and effect depend on whether the breast is malignant; observer_slopes' is scaled
+    per observer: the predictive must use the effect of each cell, as the reference loop does."""
+    rng = np.random.default_rng(12)
+    base = random_posterior(rng, n_observers=7, n_draws=21)
+    post = base.posterior
+    shape = (post.sizes["chain"], post.sizes["draw"])
+    gamma_label = rng.normal(size=(*shape, post.sizes["severity"], post.sizes["subgroup"], 2))
+    gamma_label[:, :, 0] = 0.0
+    scale = np.exp(rng.normal(size=(*shape, post.sizes["observer"])))
+    b_label = rng.normal(size=(*shape, post.sizes["subgroup"], 2))
+    posterior = make_posterior(
+        b=post["b"].values, mu=post["mu"].values, gamma=post["gamma"].values, nu=post["nu"].values,
+        case_subgroup=base.constant_data["case_subgroup"].values, case_label=base.constant_data["case_label"].values,
+        subgroups=tuple(post["subgroup"].values), severities=tuple(post["severity"].values),
+        gamma_label=gamma_label if variant in ("gamma_label", "both") else None,
+        observer_scale=scale if variant in ("observer_scale", "both") else None,
+        b_label=b_label if variant in ("gamma_label", "both") else None,
+    )
+    expected = reference_posterior_predictive(posterior)
+    np.testing.assert_allclose(posterior_predictive(posterior).values, expected, rtol=0, atol=1e-5)
+    # Negative control: the plain model's predictive differs where the variant's effect does.
+    assert np.abs(reference_posterior_predictive(base) - expected).max() > 0.05

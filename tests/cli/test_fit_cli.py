@@ -48,7 +48,7 @@ def main_ok(argv) -> bool:
 def test_fit_writes_one_posterior_per_fit(results):
     posteriors = sorted(p.relative_to(results).as_posix() for p in (results / "posteriors").rglob("*.nc"))
     expected = sorted(
-        f"posteriors/{method}/{group}{suffix}/seed{seed}.nc"
+        f"posteriors/release/{method}/{group}{suffix}/seed{seed}.nc"
         for method, seeds in (("stan-advi", (0, 1)), ("nuts", (0,)))
         for group in ("readers", "networks")
         for suffix in ("", "__merged")
@@ -61,10 +61,10 @@ def test_fit_writes_one_posterior_per_fit(results):
 def test_analyse_writes_the_tables_with_their_columns(results):
     table = pd.read_csv(results / "tables" / "perturbation_study.csv")
     assert list(table.columns) == [
-        "inference", "observer_group", "subgroup", "severity_mm", "confidence_mean", "confidence_sd",
+        "model", "inference", "observer_group", "subgroup", "severity_mm", "confidence_mean", "confidence_sd",
         "p_confidence_positive", "p_confidence_above_margin", "separability_mean", "separability_sd",
-        "p_separability_drop", "separability_drop_upper", "fits",
-        "frac_confidence_significant", "frac_separability_significant",
+        "p_separability_drop", "separability_drop_upper", "fits", "frac_confidence_significant",
+        "frac_separability_significant",
     ]
     fits = table.groupby(["inference", "observer_group"])["fits"].first().to_dict()
     assert fits == {("nuts", "networks"): 1, ("nuts", "readers"): 1, ("stan-advi", "networks"): 2,
@@ -75,6 +75,7 @@ def test_analyse_writes_the_tables_with_their_columns(results):
     merged = pd.read_csv(results / "tables" / "merged_subgroups.csv")
     assert set(merged["subgroup"]) == {"merged"}
     assert (results / "tables" / "fits.csv").is_file() and (results / "tables" / "conclusions.csv").is_file()
+    assert set(table["model"]) == {"release", "none"}  # none: the observed rows, no model
 
 
 def test_simulated_severity_effect_is_found(results):

@@ -66,7 +66,8 @@ def test_stan_advi_stops_where_stan_stops_on_the_release(reproduced):
     out, _ = reproduced
     from perceptiongap.model import load_posterior
 
-    paths = [out / "posteriors" / "stan-advi" / group / "seed0.nc" for group in GROUPS]  # Stan's range: separate fits
+    paths = [out / "posteriors" / "release" / "stan-advi" / group / "seed0.nc" for group in GROUPS]  # separate fits
+    assert all(path.is_file() for path in paths), "no stan-advi posteriors where the layout puts them"
     for path in paths:
         attrs = load_posterior(path).posterior.attrs
         assert STAN_STOP_RANGE[0] <= attrs["iterations"] <= STAN_STOP_RANGE[1], path
@@ -94,7 +95,7 @@ def test_summary_provenance_and_refusal_to_overwrite(reproduced, release_dir):
     # run.json's time covers the whole run: it was finished after the report was written.
     finished = datetime.datetime.fromisoformat(record["finished_at"]).timestamp()
     assert finished >= int((out / "report.html").stat().st_mtime)
-    posterior = out / "posteriors" / "stan-advi" / "gmic" / "seed0.nc"
+    posterior = out / "posteriors" / "release" / "stan-advi" / "gmic" / "seed0.nc"
     import xarray as xr
 
     with xr.open_dataset(posterior, group="posterior", engine="h5netcdf") as dataset:

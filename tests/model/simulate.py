@@ -17,11 +17,16 @@ def simulate_study(
     n_readers: int = 6,
     n_networks: int = 3,
     gamma: np.ndarray | None = None,
+    malignant_shift: np.ndarray | None = None,
+    separation: float = 0.0,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, np.ndarray]]:
     """Observations (sparse humans, dense soft-label machines), Cases and the true parameters.
 
     Humans read each exam once at a severity drawn uniformly; machines predict every exam at every
-    severity, their soft label being the model's probability itself.
+    severity, their soft label being the model's probability itself. ``malignant_shift``
+    (severity, subgroup) is added to the severity effect of malignant breasts only: a
+    label-specific effect (truth ``gamma_label``, label 0 malignant, 1 not). ``separation`` is
+    added to the case bias mu of malignant breasts, so that unperturbed predictions separate them.
     """
     rng = np.random.default_rng(seed)
     n_cases, n_sub, n_sev = 2 * n_exams, len(SUBGROUPS), len(severity_mm)
@@ -38,6 +43,10 @@ def simulate_study(
         gamma = np.zeros((n_sev, n_sub))
         gamma[1:] = np.cumsum(rng.normal(-0.5, 0.4, size=(n_sev - 1, n_sub)), axis=0)
     truth = {"b": rng.normal(0, 1, n_sub), "mu": rng.normal(0, 1, n_cases), "gamma": gamma}
+    shift = np.zeros((n_sev, n_sub)) if malignant_shift is None else np.asarray(malignant_shift, dtype=float)
+    truth["gamma_label"] = np.stack([gamma + shift, gamma], axis=-1)
+    malignant = (label == "malignant").astype(float)
+    truth["mu"] = truth["mu"] + separation * malignant
 
     frames = []
     for group, kind, n_observers in (("readers", "human", n_readers), ("networks", "machine", n_networks)):
@@ -53,7 +62,8 @@ def simulate_study(
         observer, severity = np.repeat(observer, 2), np.repeat(severity, 2)
         case = (2 * np.repeat(exam, 2) + np.tile([0, 1], len(exam)))
         g = case_subgroup[case]
-        p = expit(truth["b"][g] + truth["mu"][case] + gamma[severity, g] + nu[observer, g])
+        p = expit(truth["b"][g] + truth["mu"][case] + gamma[severity, g] + malignant[case] * shift[severity, g]
+                  + nu[observer, g])
         prediction = (rng.random(len(p)) < p).astype(float) if kind == "human" else p
         frames.append(pd.DataFrame({
             "observer_group": group,

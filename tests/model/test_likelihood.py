@@ -19,11 +19,14 @@ from perceptiongap.study import validate_observations
 from .simulate import SUBGROUPS, simulate_study
 
 
-def random_cells(seed: int, *, n_observers=4, n_slots=2, n_severities=5, n_cases=30, gather=True):
-    """Effects and cells with soft and hard labels, some cells unobserved."""
+def random_cells(seed: int, *, n_observers=4, n_slots=2, n_severities=5, n_cases=30, gather=True,
+                 by_observer=False):
+    """Effects and cells with soft and hard labels, some cells unobserved; ``by_observer`` gives the
+    severity effect an observer axis (observer, severity, case)."""
     rng = np.random.default_rng(seed)
     shape = (n_observers, n_slots if gather else n_severities, n_cases)
-    effects = (rng.normal(0, 2, n_cases), rng.normal(0, 2, (n_severities, n_cases)),
+    severity_shape = (n_observers, n_severities, n_cases) if by_observer else (n_severities, n_cases)
+    effects = (rng.normal(0, 2, n_cases), rng.normal(0, 2, severity_shape),
                rng.normal(0, 2, (n_observers, n_cases)))
     prediction = np.where(rng.random(shape) < 0.5, rng.random(shape), rng.integers(0, 2, shape))
     observed = rng.random(shape) < 0.8
@@ -37,24 +40,27 @@ def independent_log_likelihood(effects, prediction, observed, severity_index) ->
     total = 0.0
     for r, k, n in zip(*np.nonzero(observed)):
         s = k if severity_index is None else severity_index[r, k, n]
-        logit = case_bias[n] + severity_effect[s, n] + observer_effect[r, n]
+        severity = severity_effect[r, s, n] if severity_effect.ndim == 3 else severity_effect[s, n]
+        logit = case_bias[n] + severity + observer_effect[r, n]
         y = prediction[r, k, n]
         total += y * log_expit(logit) + (1 - y) * log_expit(-logit)
     return total
 
 
+@pytest.mark.parametrize("by_observer", [False, True], ids=["shared severity effect", "per-observer severity effect"])
 @pytest.mark.parametrize("gather", [True, False], ids=["packed cells", "dense grid"])
-def test_log_likelihood_value_matches_a_cell_by_cell_sum(gather):
-    effects, prediction, observed, severity_index = random_cells(0, gather=gather)
+def test_log_likelihood_value_matches_a_cell_by_cell_sum(gather, by_observer):
+    effects, prediction, observed, severity_index = random_cells(0, gather=gather, by_observer=by_observer)
     value = log_likelihood(*map(jnp.asarray, effects), jnp.asarray(prediction), jnp.asarray(observed),
                            None if severity_index is None else jnp.asarray(severity_index))
     expected = independent_log_likelihood(effects, prediction, observed, severity_index)
     assert float(value) == pytest.approx(expected, rel=1e-5)
 
 
+@pytest.mark.parametrize("by_observer", [False, True], ids=["shared severity effect", "per-observer severity effect"])
 @pytest.mark.parametrize("gather", [True, False], ids=["packed cells", "dense grid"])
-def test_hand_written_gradient_equals_autodiff_of_the_plain_expression(gather):
-    effects, prediction, observed, severity_index = random_cells(1, gather=gather)
+def test_hand_written_gradient_equals_autodiff_of_the_plain_expression(gather, by_observer):
+    effects, prediction, observed, severity_index = random_cells(1, gather=gather, by_observer=by_observer)
     data = (jnp.asarray(prediction), jnp.asarray(observed),
             None if severity_index is None else jnp.asarray(severity_index))
 
@@ -117,5 +123,5 @@ def test_flat_log_density_equals_numpyro_log_density_of_the_model(study, group):
     arrays = device_data(data)
     for seed in range(3):
         theta = jax.random.normal(jax.random.PRNGKey(seed), (model.dim,))
-        expected, _ = numpyro_log_density(perception_model, (), {**arrays, **model.static}, model.unravel(theta))
+        expected, _ = numpyro_log_density(perception_model, (), arrays, model.unravel(theta))
         assert float(model.log_density(theta, arrays)) == pytest.approx(float(expected), rel=1e-5)

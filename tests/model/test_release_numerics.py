@@ -196,9 +196,59 @@ def test_release_form_equals_the_stable_form_away_from_saturation(form):
                 "case_subgroup": jnp.asarray(rng.integers(0, n_subgroups, n_cases)),
                 "saturation_bounds": jnp.asarray(saturation_bounds(prediction, observed, form))}
         stable = flat_model(n_cases, n_observers, n_severities, n_subgroups)
-        release = flat_model(n_cases, n_observers, n_severities, n_subgroups, form)
+        release = flat_model(n_cases, n_observers, n_severities, n_subgroups, likelihood_form=form)
         theta = jnp.asarray(rng.normal(0, 1.5, stable.dim))
         release_value, release_grad = jax.value_and_grad(release.log_density)(theta, data)
         stable_value, stable_grad = jax.value_and_grad(stable.log_density)(theta, data)
+    assert float(release_value) == pytest.approx(float(stable_value), rel=1e-12)
+    np.testing.assert_allclose(np.asarray(release_grad), np.asarray(stable_grad), rtol=1e-10, atol=1e-12)
+
+
+def _cells(form, rng, n_observers=3, n_severities=4, n_cases=20, n_subgroups=2):
+    shape = (n_observers, n_severities, n_cases)
+    prediction = rng.integers(0, 2, shape).astype(float) if form == "bernoulli" else rng.uniform(0.01, 0.99, shape)
+    observed = rng.random(shape) < 0.9
+    return {"prediction": jnp.asarray(prediction), "observed": jnp.asarray(observed), "severity_index": None,
+            "case_subgroup": jnp.asarray(rng.integers(0, n_subgroups, n_cases)),
+            "saturation_bounds": jnp.asarray(saturation_bounds(prediction, observed, form))}
+
+
+@pytest.mark.parametrize("form", ["bernoulli", "soft_label"])
+def test_the_release_variant_under_release_numerics_is_the_stan_programs_density_written_out(form):
+    """The density derived from the release's spec is, to the bit, N(0, 1) priors on b, mu, delta, nu plus the
+    release's likelihood statement of b[g] + mu[n] + cumsum(delta)[s, g] + nu[r, g] (what stan-advi used before
+    model variants existed)."""
+    from jax.scipy.stats import norm
+
+    from perceptiongap.model.spec import case_effects, severity_effects
+
+    rng = np.random.default_rng(3)
+    with jax.enable_x64(True):
+        data = _cells(form, rng)
+        model = flat_model(20, 3, 4, 2, "release", likelihood_form=form)
+        theta = jnp.asarray(rng.normal(0, 1.5, model.dim))
+        p = model.unravel(theta)
+        effects = case_effects(p["b"], p["mu"], severity_effects(p["delta"]), p["nu"], data["case_subgroup"])
+        written = (sum(jnp.sum(norm.logpdf(p[site])) for site in ("b", "mu", "delta", "nu"))
+                   + release_log_likelihood(*effects, data["prediction"], data["observed"], None,
+                                            data["saturation_bounds"], form=form))
+        assert float(model.log_density(theta, data)) == float(written)
+
+
+@pytest.mark.parametrize("form", ["bernoulli", "soft_label"])
+def test_observer_slopes_under_release_numerics_equals_its_stable_form_away_from_saturation(form):
+    """A variant whose severity effect differs by observer takes the release's statements too, gradient included."""
+    rng = np.random.default_rng(4)
+    with jax.enable_x64(True):
+        data = _cells(form, rng)
+        data["severity_mm"] = jnp.asarray([0.0, 1.0, 2.0, 4.0])
+        data["subgroup_label_counts"] = jnp.ones((2, 2))
+        stable = flat_model(20, 3, 4, 2, "observer_slopes")
+        release = flat_model(20, 3, 4, 2, "observer_slopes", likelihood_form=form)
+        theta = jnp.asarray(rng.normal(0, 1.0, stable.dim))
+        release_value, release_grad = jax.value_and_grad(release.log_density)(theta, data)
+        stable_value, stable_grad = jax.value_and_grad(stable.log_density)(theta, data)
+        value_finite, gradient_finite = release.saturation(theta, data)
+    assert bool(value_finite) and bool(gradient_finite)
     assert float(release_value) == pytest.approx(float(stable_value), rel=1e-12)
     np.testing.assert_allclose(np.asarray(release_grad), np.asarray(stable_grad), rtol=1e-10, atol=1e-12)

@@ -210,7 +210,7 @@ def tiny():
     """One network, one breast, two severities, one subgroup, in double precision: D = 4 parameters."""
     with jax.enable_x64(True):
         prediction, observed = np.full((1, 2, 1), Y), np.ones((1, 2, 1), dtype=bool)
-        model = flat_model(1, 1, 2, 1, "soft_label")
+        model = flat_model(1, 1, 2, 1, likelihood_form="soft_label")
         data = {"prediction": jnp.asarray(prediction), "observed": jnp.asarray(observed), "severity_index": None,
                 "case_subgroup": jnp.asarray([0]),
                 "saturation_bounds": jnp.asarray(saturation_bounds(prediction, observed, "soft_label"))}

@@ -63,7 +63,7 @@ def test_exams_to_calibrated_observations_to_the_model_fit(exam_dir, tmp_path, c
 
     cli(capsys, "fit", str(tmp_path / "calibrated.parquet"), str(test_cases), "--out", str(tmp_path / "results"),
         "--inference", "stan-advi", "--advi-seeds", "1", "--no-merged")
-    posterior = load_posterior(tmp_path / "results" / "posteriors" / "stan-advi" / "reference" / "seed0.nc")
+    posterior = load_posterior(tmp_path / "results" / "posteriors" / "release" / "stan-advi" / "reference" / "seed0.nc")
     gamma = posterior.posterior["gamma"].sel(subgroup="microcalcifications")
     # The reference network loses the specks as the filter removes high frequencies: its
     # confidence in the speckled (malignant) breasts falls, which the model's severity effect shows.

@@ -78,7 +78,7 @@ def test_design_read_export_fit_recovers_the_simulated_severity_effects(tmp_path
                              str(export / "cases.csv"), "--out", str(results), "--inference", "nuts",
                              "--no-merged"], capture_output=True, text=True)
     assert fitted.returncode == 0, fitted.stderr
-    (posterior_file,) = (results / "posteriors" / "nuts").rglob("*.nc")
+    (posterior_file,) = (results / "posteriors" / "release" / "nuts").rglob("*.nc")
     table = predictive_confidence(az.from_netcdf(posterior_file)).set_index(["subgroup", "severity_mm"])
     for severity in (1.0, 2.0):
         row = table.loc[("microcalcifications", severity)]

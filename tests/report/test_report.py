@@ -93,6 +93,7 @@ def test_every_figure_is_written_and_embedded(report) -> None:
         "annotation_study_gmic",
         "inference_comparison_microcalcifications", "inference_comparison_soft_tissue_lesions",
         "filtering_preview", "elbo_stan-advi", "nuts_diagnostics",
+        *(f"ppc_{group}" for group in ("radiologists", "gmic", "gmic_filtered")),  # a check per observer group
         "accuracy", "error_consistency",  # the reader-study statistics
     }
     assert set(pngs) == expected

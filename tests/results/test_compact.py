@@ -20,7 +20,7 @@ from ..model.simulate import SUBGROUPS, simulate_study
 def fitted_posterior():
     observations, cases, _ = simulate_study(seed=8, n_exams=30)
     data = build_model_data(observations, cases, "networks", subgroup_order=SUBGROUPS)
-    return fit_stan_advi(data, seed=2, settings=StanADVISettings(max_iterations=300, output_samples=200))
+    return fit_stan_advi(data, seed=2, settings=StanADVISettings(max_iterations=300, output_samples=600))
 
 
 def test_compact_posterior_drops_the_case_draws_and_keeps_their_predictive_mean(fitted_posterior, tmp_path):
@@ -38,9 +38,18 @@ def test_compact_posterior_drops_the_case_draws_and_keeps_their_predictive_mean(
     assert stored.dims == expected.dims == ("observer", "severity", "case")
     np.testing.assert_allclose(stored.values, expected.values, rtol=0, atol=1e-6)
     assert list(stored["exam"].values) == list(expected["exam"].values)
-    # The per-case draws are most of a fit's numbers: 30 exams x 2 breasts of 200 draws here.
+    # The per-case draws are most of a fit's numbers: 30 exams x 2 breasts of 600 draws here, of which the
+    # posterior predictive checks' 200 draws are kept.
     assert compact.stat().st_size < full.stat().st_size
+    assert back.ppc_case_draws["mu"].shape == (200, 60)
     pd.testing.assert_frame_equal(predictive_confidence(back), predictive_confidence(fitted_posterior))
+
+
+def test_a_compact_posterior_gives_the_posterior_predictive_checks_of_every_draw(fitted_posterior):
+    from perceptiongap.analysis.ppc import posterior_predictive_check
+
+    checks = posterior_predictive_check(compact_posterior(fitted_posterior), SUBGROUPS, seed=3)
+    pd.testing.assert_frame_equal(checks, posterior_predictive_check(fitted_posterior, SUBGROUPS, seed=3))
 
 
 @pytest.mark.slow

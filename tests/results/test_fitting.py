@@ -64,14 +64,14 @@ def test_a_failed_fit_of_another_method_is_one_line_naming_the_fit_and_earlier_f
     jobs = plan_fits(["readers", "networks"], ["advi"], advi_seeds=1, merged=False)
     data = data_for(observations, cases, jobs)
 
-    def fit_failing_on_networks(data, inference, seed):
+    def fit_failing_on_networks(data, inference, seed, **options):
         if data.observer_group == "networks":
             raise ADVIError("all proposed step sizes failed")
-        return real_fit(data, inference, seed, settings=ConvergedADVISettings(fixed_iterations=2_000))
+        return real_fit(data, inference, seed, settings=ConvergedADVISettings(fixed_iterations=2_000), **options)
 
     real_fit = perceptiongap.model.fit
     monkeypatch.setattr(perceptiongap.model, "fit", fit_failing_on_networks)
-    with pytest.raises(InputError, match=r"^obs.csv: advi networks \(seed 0\): all proposed step sizes"):
+    with pytest.raises(InputError, match=r"^obs.csv: release advi networks \(seed 0\): all proposed step sizes"):
         fit_study(data, jobs, tmp_path, workers=1, source="obs.csv")
     assert jobs[0].path(tmp_path).is_file()
     assert not jobs[1].path(tmp_path).exists()
@@ -85,7 +85,7 @@ def test_a_stan_advi_seed_that_fails_as_stans_does_is_recorded_and_the_others_go
     data = data_for(observations, cases, jobs)
     real_fit = perceptiongap.model.fit
 
-    def fit_failing_on_seed_1(data, inference, seed):
+    def fit_failing_on_seed_1(data, inference, seed, **options):
         if seed == 1:
             raise ADVIError("the gradient failed at iteration 4: 10 draws with a non-finite gradient",
                             {"eta": 1.0, "iterations": 4, "main_gradient_draws_rejected": 10})
@@ -133,3 +133,19 @@ def test_a_group_the_model_cannot_take_is_refused_naming_the_file(break_study, m
     with pytest.raises(InputError) as info:
         model_data_for(observations, cases, jobs, choose_subgroups(cases), source="study/obs.csv")
     assert str(info.value) == f"study/obs.csv: {message}"
+
+
+def test_each_model_gets_its_own_posteriors_and_both_layouts_are_found(tmp_path):
+    from perceptiongap.results.layout import ResultsFolder
+
+    jobs = plan_fits(["readers"], ["nuts"], merged=True, models=("release", "label_specific"))
+    assert [job.relative_path for job in jobs] == [
+        "posteriors/release/nuts/readers/seed0.nc", "posteriors/release/nuts/readers__merged/seed0.nc",
+        "posteriors/label_specific/nuts/readers/seed0.nc", "posteriors/label_specific/nuts/readers__merged/seed0.nc"]
+    older = tmp_path / "posteriors" / "stan-advi" / "readers" / "seed0.nc"
+    for path in [older, *(job.path(tmp_path) for job in jobs)]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+    separate, merged = ResultsFolder(tmp_path).find_posteriors()
+    assert set(separate) == {older, jobs[0].path(tmp_path), jobs[2].path(tmp_path)}
+    assert set(merged) == {jobs[1].path(tmp_path), jobs[3].path(tmp_path)}

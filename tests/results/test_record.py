@@ -68,6 +68,30 @@ def test_a_recorded_path_outside_the_folder_is_refused(tmp_path):
         ResultsFolder(tmp_path).resolve("../elsewhere.txt")
 
 
+def test_a_different_list_of_models_is_named_and_their_order_does_not_matter():
+    assert resume_differences(record(models=["release", "label_specific"]),
+                              record(models=["label_specific", "release"])) == []
+    assert resume_differences(record(), record(models=["release", "independent"])) == [
+        "`model` independent,release (the folder's: release)"]
+
+
+def test_a_record_without_models_is_a_release_run(tmp_path):
+    folder = ResultsFolder(tmp_path)
+    raw = json.loads(record().to_json())
+    del raw["models"]
+    (tmp_path / "run.json").write_text(json.dumps(raw))
+    assert read_run_record(folder)[0].models == ["release"]
+
+
+def test_a_folder_of_the_layout_before_model_variants_is_not_resumed_but_named(tmp_path):
+    folder = ResultsFolder(tmp_path)
+    old = record(fits=["posteriors/nuts/readers/seed0.nc"])
+    new = record(fits=["posteriors/release/nuts/readers/seed0.nc"])
+    with pytest.raises(InputError, match=r"written before model variants \(its posteriors lie in posteriors/nuts/"):
+        check_resumable(old, new, folder, None)
+    check_resumable(new, new, folder, None)  # the current layout resumes
+
+
 def test_keeping_every_draw_or_not_is_a_setting_a_resumed_run_must_match():
     compact, complete = record(keep_all_draws=False), record(keep_all_draws=True)
     assert resume_differences(compact, complete) == ["`keep_all_draws` True (the folder's: False)"]

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from perceptiongap.errors import InputError
 from perceptiongap.study import write_table
 
 from ..cli.helpers import run_cli
@@ -146,7 +147,7 @@ def test_resume_refuses_other_settings_naming_them(fitted, study, tmp_path, caps
 
 def test_resume_removes_what_a_killed_fit_left_half_written(fitted, study, tmp_path, capsys):
     out = copy_of(fitted, tmp_path)
-    partial = out / "posteriors" / "stan-advi" / "readers" / ".seed0.nc.k1ll3d.partial"
+    partial = out / "posteriors" / "release" / "stan-advi" / "readers" / ".seed0.nc.k1ll3d.partial"
     partial.write_bytes(b"half a posterior")
     before = mtimes(out)
     code, _, err = run_cli(["fit", *study, "--out", out, *FIT, "--resume"], capsys)
@@ -199,9 +200,9 @@ def test_a_subgroup_option_naming_no_subgroup_of_the_cases_is_refused(study, tmp
 
 def test_analyse_refuses_a_folder_whose_planned_fits_are_missing(fitted, tmp_path, capsys):
     out = copy_of(fitted, tmp_path)
-    (out / "posteriors" / "stan-advi" / "networks" / "seed0.nc").unlink()
+    (out / "posteriors" / "release" / "stan-advi" / "networks" / "seed0.nc").unlink()
     line = one_line_error(*run_cli(["analyse", out, "--no-report"], capsys)[::2])
-    assert "1 of the 2 planned fits are not on disk (the first: posteriors/stan-advi/networks/seed0.nc)" in line
+    assert "1 of the 2 planned fits are not on disk (the first: posteriors/release/stan-advi/networks/seed0.nc)" in line
     assert not (out / "tables").exists()
 
 
@@ -376,10 +377,29 @@ def test_a_study_with_three_subgroups_of_its_own_names_goes_through_fit_analyse_
     assert figures == ["accuracy", "elbo_stan-advi", "error_consistency", "merged_subgroups_networks_stan-advi",
                        "merged_subgroups_pooled_networks_stan-advi",
                        "perturbation_study_networks_calcification_stan-advi",
-                       "perturbation_study_networks_distortion_stan-advi", "perturbation_study_networks_mass_stan-advi"]
+                       "perturbation_study_networks_distortion_stan-advi", "perturbation_study_networks_mass_stan-advi",
+                       "ppc_networks", "ppc_readers"]
     assert "networks, mass and calcification merged: refit under stan-advi" in html
-    assert "refitting with mass and calcification as one subgroup" in html
+    assert "the same with mass and calcification as one subgroup, refitted" in html
     assert "not evaluated (this study has no microcalcifications subgroup" in html
+
+
+@pytest.mark.parametrize(("model", "message"), [
+    ("relase", "unknown model 'relase'; choose from release, label_specific, independent, observer_slopes"),
+    (",", "unknown model ','; choose from release, label_specific, independent, observer_slopes"),
+])
+def test_an_unknown_model_is_one_line_naming_the_option(model, message):
+    from perceptiongap.results.stages import parse_models
+
+    with pytest.raises(InputError) as info:
+        parse_models(model)
+    assert (str(info.value), info.value.source) == (f"model: {message}", "model")
+
+
+def test_models_are_read_from_a_comma_separated_list_in_order_without_repeats():
+    from perceptiongap.results.stages import parse_models
+
+    assert parse_models("label_specific, release,label_specific") == ["label_specific", "release"]
 
 
 def test_fit_reports_one_bar_per_inference_method_and_each_fit(study, tmp_path):
@@ -391,7 +411,7 @@ def test_fit_reports_one_bar_per_inference_method_and_each_fit(study, tmp_path):
     perceptiongap.fit(observations, cases, out=tmp_path / "out", inference="stan-advi", advi_seeds=2, merged=False,
                       on_progress=lambda task, done, total: reports.append((task, done, total)),
                       on_message=messages.append)
-    fits = sum(message.startswith("stan-advi ") and message.endswith(" s") for message in messages)
+    fits = sum(message.startswith("release stan-advi ") and message.endswith(" s") for message in messages)
     assert fits == 4  # two groups x two seeds
     assert reports[0] == ("fitting stan-advi", 0, 4) and reports[-1] == ("fitting stan-advi", 4, 4)
     assert {task for task, _, _ in reports} == {"fitting stan-advi"}

@@ -12,7 +12,7 @@ __all__ = ["FITS_COLUMNS", "STAN_ADVI_COLUMNS", "WARNING_KINDS", "fits_table", "
 
 #: The columns of ``tables/fits.csv``.
 FITS_COLUMNS = (
-    "inference", "observer_group", "observer_kind", "merged", "seed", "failed", "fit_seconds", "iterations",
+    "model", "inference", "observer_group", "observer_kind", "merged", "seed", "failed", "fit_seconds", "iterations",
     "converged", "eta", "main_elbo_draws_dropped", "main_gradient_draws_rejected", "adapt_elbo_draws_dropped",
     "adapt_gradient_draws_rejected", "pareto_k", "max_r_hat", "min_ess_bulk", "divergences", "warnings",
 )
@@ -39,6 +39,7 @@ def fits_table(posteriors: Sequence[az.InferenceData], failures: Sequence[dict] 
     for index, posterior in enumerate(posteriors):
         attrs = posterior.posterior.attrs
         row = {
+            "model": str(attrs.get("model", "release")),
             "inference": attrs["inference"],
             "observer_group": attrs["observer_group"],
             "observer_kind": attrs.get("observer_kind", ""),
@@ -64,6 +65,7 @@ def fits_table(posteriors: Sequence[az.InferenceData], failures: Sequence[dict] 
     for failure in failures:
         merged = ", merged subgroups" if failure.get("merged") else ""
         rows.append({**{column: failure.get(column, np.nan) for column in FITS_COLUMNS},
+                     "model": str(failure.get("model", "release")),
                      "merged": bool(failure.get("merged", 0)), "seed": int(failure["seed"]), "failed": True,
                      "converged": 0,
                      "warnings": f"{failure['inference']} fit of {failure['observer_group']} (seed {failure['seed']}"

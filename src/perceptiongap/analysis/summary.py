@@ -1,8 +1,10 @@
-"""Tables of the perturbation study: one block per inference method and observer group.
+"""Tables of the perturbation study: one block per model variant, inference method and observer group.
 
-Each fit (one observer group, one inference method, one seed) gives predictive confidence and
-class separability per subgroup and severity. Seeds of the same method are combined by the median
-of each number, with the fraction of fits whose p-value is below 0.05.
+Each fit (one model, one observer group, one inference method, one seed) gives predictive
+confidence and class separability per subgroup and severity. Seeds of the same method are
+combined by the median of each number, with the fraction of fits whose p-value is below 0.05.
+Rows computed on observed predictions (inference ``observed``) have no model: ``model`` is
+``none``.
 """
 
 from __future__ import annotations
@@ -14,14 +16,14 @@ import numpy as np
 import pandas as pd
 
 from perceptiongap.analysis.confidence import predictive_confidence
-from perceptiongap.analysis.posterior import fit_attrs, posterior_cases
+from perceptiongap.analysis.posterior import fit_key, posterior_cases
 from perceptiongap.analysis.predictive import posterior_predictive
 from perceptiongap.analysis.separability import class_separability, separability_summary
 from perceptiongap.vocabulary import ANALYSED_SUBGROUPS, PAPER_OBSERVER_GROUPS
 
 #: The columns of ``tables/perturbation_study.csv`` (and ``merged_subgroups.csv``).
 PERTURBATION_COLUMNS = (
-    "inference", "observer_group", "subgroup", "severity_mm",
+    "model", "inference", "observer_group", "subgroup", "severity_mm",
     "confidence_mean", "confidence_sd", "p_confidence_positive", "p_confidence_above_margin",
     "separability_mean", "separability_sd", "p_separability_drop", "separability_drop_upper",
     "fits", "frac_confidence_significant", "frac_separability_significant",
@@ -33,9 +35,12 @@ MERGED_COLUMNS = ("merged_by", *PERTURBATION_COLUMNS)
 MERGED_BY = ("refit", "pooled", "none")
 #: Canonical order of rows; names not listed here follow, alphabetically.
 INFERENCE_ORDER = ("stan-advi", "advi", "nuts", "observed")
+MODEL_ORDER = ("release", "label_specific", "independent", "observer_slopes")
 SIGNIFICANCE_LEVEL = 0.05
+#: The ``model`` of rows that no model produced (inference ``observed``).
+NO_MODEL = "none"
 
-_KEY = ["inference", "observer_group", "subgroup", "severity_mm"]
+_KEY = ["model", "inference", "observer_group", "subgroup", "severity_mm"]
 _STATISTICS = ["confidence_mean", "confidence_sd", "p_confidence_positive", "p_confidence_above_margin",
                "separability_mean", "separability_sd", "p_separability_drop", "separability_drop_upper"]
 
@@ -43,9 +48,9 @@ _STATISTICS = ["confidence_mean", "confidence_sd", "p_confidence_positive", "p_c
 def fit_table(posterior: az.InferenceData, subgroups: Sequence[str] = ANALYSED_SUBGROUPS) -> pd.DataFrame:
     """Confidence and separability of one fit, one row per (subgroup, severity).
 
-    Columns: inference, observer_group, subgroup, severity_mm and the six statistics.
+    Columns: model, inference, observer_group, subgroup, severity_mm and the six statistics.
     """
-    observer_group, inference = fit_attrs(posterior)
+    model, inference, observer_group = fit_key(posterior)
     cases = posterior_cases(posterior)
     confidence = predictive_confidence(posterior)
     predictive = posterior_predictive(posterior)
@@ -59,6 +64,7 @@ def fit_table(posterior: az.InferenceData, subgroups: Sequence[str] = ANALYSED_S
     )
     table.insert(0, "observer_group", observer_group)
     table.insert(0, "inference", inference)
+    table.insert(0, "model", model)
     return table.loc[:, [*_KEY, *_STATISTICS]]
 
 
@@ -70,7 +76,7 @@ def pooled_fit_table(posterior: az.InferenceData, pooled: Sequence[str], name: s
     predictive with the malignant breasts of every pooled subgroup as positives. Columns as
     :func:`fit_table`.
     """
-    observer_group, inference = fit_attrs(posterior)
+    model, inference, observer_group = fit_key(posterior)
     cases = posterior_cases(posterior)
     confidence = predictive_confidence(posterior, pooled=pooled, pooled_name=name)
     subgroup = np.where(np.isin(np.asarray(cases.subgroup).astype(str), list(pooled)), name,
@@ -81,6 +87,7 @@ def pooled_fit_table(posterior: az.InferenceData, pooled: Sequence[str], name: s
     table = separability.merge(confidence, on=["subgroup", "severity_mm"], how="left", validate="one_to_one")
     table.insert(0, "observer_group", observer_group)
     table.insert(0, "inference", inference)
+    table.insert(0, "model", model)
     return table.loc[:, [*_KEY, *_STATISTICS]]
 
 
@@ -92,6 +99,8 @@ def combine_fits(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
     no fit has a p-value (severity 0, or no confidence columns).
     """
     stacked = pd.concat(tables, ignore_index=True)
+    if "model" not in stacked:
+        stacked.insert(0, "model", NO_MODEL)
     for column in _STATISTICS:
         if column not in stacked:
             stacked[column] = np.nan
@@ -108,15 +117,16 @@ def combine_fits(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
 def summarise_fits(
     posteriors: Sequence[az.InferenceData], subgroups: Sequence[str] = ANALYSED_SUBGROUPS
 ) -> pd.DataFrame:
-    """The perturbation-study rows of one observer group and inference method over its fits (seeds).
+    """The perturbation-study rows of one model, observer group and inference method over its fits (seeds).
 
     Columns ``PERTURBATION_COLUMNS``; with several fits each statistic is the median over the fits.
     """
     if not posteriors:
         raise ValueError("summarise_fits needs at least one posterior")
-    keys = {fit_attrs(posterior) for posterior in posteriors}
+    keys = {fit_key(posterior) for posterior in posteriors}
     if len(keys) > 1:
-        raise ValueError(f"posteriors of different (observer_group, inference) cannot be combined: {sorted(keys)}")
+        raise ValueError(f"posteriors of different (model, inference, observer_group) cannot be combined: "
+                         f"{sorted(keys)}")
     return combine_fits([fit_table(posterior, subgroups) for posterior in posteriors])
 
 
@@ -127,10 +137,10 @@ def _rank(values: pd.Series, order: Sequence[str]) -> pd.Series:
 
 def pooled_merged_table(posteriors: Iterable[az.InferenceData], pooled: Sequence[str], name: str) -> pd.DataFrame:
     """Rows of the release's merged analysis (:func:`pooled_fit_table`) of the separate fits, combined over
-    seeds per (inference, observer group) as :func:`combine_fits` does. Columns ``PERTURBATION_COLUMNS``."""
-    by_fit: dict[tuple[str, str], list[az.InferenceData]] = {}
+    seeds per (model, inference, observer group) as :func:`combine_fits` does. Columns ``PERTURBATION_COLUMNS``."""
+    by_fit: dict[tuple[str, str, str], list[az.InferenceData]] = {}
     for posterior in posteriors:
-        by_fit.setdefault(fit_attrs(posterior), []).append(posterior)
+        by_fit.setdefault(fit_key(posterior), []).append(posterior)
     blocks = [combine_fits([pooled_fit_table(posterior, pooled, name) for posterior in fits])
               for fits in by_fit.values()]
     return pd.concat(blocks, ignore_index=True) if blocks else pd.DataFrame(columns=list(PERTURBATION_COLUMNS))
@@ -142,9 +152,10 @@ def merged_subgroups_table(refit: pd.DataFrame, pooled: pd.DataFrame) -> pd.Data
     refit = refit.assign(merged_by=np.where(refit["inference"] == "observed", "none", "refit"))
     table = pd.concat([refit, pooled.assign(merged_by="pooled")], ignore_index=True)
     order = table["merged_by"].map({name: i for i, name in enumerate(MERGED_BY)})
+    model = _rank(table["model"], (*MODEL_ORDER, NO_MODEL))
     inference = _rank(table["inference"], INFERENCE_ORDER)
-    table = table.assign(_inference=inference, _by=order).sort_values(
-        ["_inference", "_by"], kind="stable").drop(columns=["_inference", "_by"])
+    table = table.assign(_model=model, _inference=inference, _by=order).sort_values(
+        ["_model", "_inference", "_by"], kind="stable").drop(columns=["_model", "_inference", "_by"])
     return table.loc[:, list(MERGED_COLUMNS)].reset_index(drop=True)
 
 
@@ -157,16 +168,16 @@ def perturbation_study_table(
 ) -> pd.DataFrame:
     """The table ``tables/perturbation_study.csv``: every fit summarised, plus ``observed`` rows.
 
-    ``posteriors`` may mix observer groups, inference methods and seeds: fits are grouped by
-    their (inference, observer_group) attrs and combined with :func:`summarise_fits`.
+    ``posteriors`` may mix models, observer groups, inference methods and seeds: fits are grouped
+    by their (model, inference, observer_group) attrs and combined with :func:`summarise_fits`.
     ``observed`` are tables from :func:`~perceptiongap.analysis.observed.observed_separability`
     (their confidence columns stay empty). ``subgroup_names`` renames subgroups in the output,
     e.g. ``{"microcalcifications+soft_tissue_lesions": "merged"}`` for ``merged_subgroups.csv``.
-    Rows are ordered by inference, observer group, subgroup (as given) and severity.
+    Rows are ordered by model, inference, observer group, subgroup (as given) and severity.
     """
-    by_fit: dict[tuple[str, str], list[az.InferenceData]] = {}
+    by_fit: dict[tuple[str, str, str], list[az.InferenceData]] = {}
     for posterior in posteriors:
-        by_fit.setdefault(fit_attrs(posterior), []).append(posterior)
+        by_fit.setdefault(fit_key(posterior), []).append(posterior)
     blocks = [summarise_fits(fits, subgroups) for fits in by_fit.values()]
     blocks += [combine_fits([table]) for table in observed]
     if not blocks:
@@ -175,6 +186,7 @@ def perturbation_study_table(
     table = table.sort_values(
         _KEY,
         key=lambda column: {
+            "model": lambda c: _rank(c, (*MODEL_ORDER, NO_MODEL)),
             "inference": lambda c: _rank(c, INFERENCE_ORDER),
             "observer_group": lambda c: _rank(c, PAPER_OBSERVER_GROUPS),
             "subgroup": lambda c: _rank(c, tuple(subgroups)),

@@ -53,7 +53,7 @@ def _options(
 
 
 # Each module adds its commands to `app` on import; the order is the order of the data flow.
-from perceptiongap.cli import perturb, predict, readers, release, fit, report, stats  # noqa: E402,F401,I001
+from perceptiongap.cli import perturb, predict, readers, release, fit, report, stats, plan  # noqa: E402,F401,I001
 
 
 def _click_errors() -> tuple[tuple[type, ...], tuple[type, ...]]:

@@ -14,6 +14,10 @@ SEED_HELP = "Seed of the first fit; stan-advi uses seed .. seed + advi-seeds - 1
 SUBGROUPS_HELP = ("Subgroups to analyse, comma-separated; join two with + to also refit them merged "
                   "(e.g. mass+calcification,distortion). Default: microcalcifications+soft_tissue_lesions when "
                   "present, else every subgroup with a malignant breast.")
+MODEL_HELP = ("Comma-separated model variants: release (the paper's), label_specific, independent, "
+              "observer_slopes (see the README).")
+CLUSTER_HELP = ("Run the fits on Dask: 'local:N' for a local cluster of N processes, or a scheduler address "
+                "'tcp://HOST:PORT'.")
 SHARED_HELP = "Shared data folder holding the sample mammograms for the filtering figure."
 KEEP_ALL_DRAWS_HELP = ("Keep every draw of every parameter in the posteriors (about 4x the size on the release); "
                        "by default the per-case draws are replaced by their posterior predictive mean.")
@@ -63,22 +67,23 @@ def fit(
     cases: Path = typer.Argument(..., help="Cases file (Parquet or CSV)."),
     out: Path = typer.Option(..., "--out", help="Results folder to write posteriors into."),
     inference: str = typer.Option("stan-advi,nuts", help=INFERENCE_HELP),
+    model: str = typer.Option("release", "--model", help=MODEL_HELP),
     seed: int = typer.Option(0, min=0, help=SEED_HELP),
     advi_seeds: int = typer.Option(5, "--advi-seeds", min=1, help="How many seeds stan-advi runs."),
     merged: bool = typer.Option(True, "--merged/--no-merged", help="Also refit with the merged pair of subgroups."),
     subgroups: str | None = typer.Option(None, "--subgroups", help=SUBGROUPS_HELP),
     force: bool = typer.Option(False, "--force", help="Start afresh: remove what an earlier run wrote there."),
     resume: bool = typer.Option(False, "--resume", help="Continue a results folder, keeping finished fits."),
+    cluster: str | None = typer.Option(None, "--cluster", help=CLUSTER_HELP),
     keep_all_draws: bool = typer.Option(False, "--keep-all-draws", help=KEEP_ALL_DRAWS_HELP),
 ) -> None:
     """Fit the model to every observer group of a study; one netCDF posterior per fit."""
     from perceptiongap.results import fit as fit_stage
 
     with TerminalProgress() as terminal:
-        fit_stage(observations, cases, out=out, inference=inference, seed=seed, advi_seeds=advi_seeds, merged=merged,
-                  subgroups=subgroups, force=force, resume=resume, keep_all_draws=keep_all_draws,
-                  on_progress=terminal.progress,
-                  on_message=terminal.message)
+        fit_stage(observations, cases, out=out, inference=inference, model=model, seed=seed, advi_seeds=advi_seeds,
+                  merged=merged, subgroups=subgroups, force=force, resume=resume, cluster=cluster,
+                  keep_all_draws=keep_all_draws, on_progress=terminal.progress, on_message=terminal.message)
     console.print(f"results: {out}")
 
 
@@ -86,6 +91,8 @@ def fit(
 def analyse(
     results: Path = typer.Argument(..., help="Results folder written by `perceptiongap fit`."),
     report: bool = typer.Option(True, "--report/--no-report", help="Render figures and the HTML report."),
+    model: str | None = typer.Option(None, "--model", help="Analyse only these comma-separated model variants "
+                                     "(default: every variant fitted in the folder)."),
     bootstrap: int = typer.Option(500, "--bootstrap", help=BOOTSTRAP_HELP),
     shared_dir: Path | None = typer.Option(None, "--shared", envvar="PERCEPTIONGAP_SHARED", help=SHARED_HELP),
 ) -> None:
@@ -94,7 +101,7 @@ def analyse(
     from perceptiongap.results import analyse as analyse_stage
 
     with TerminalProgress() as terminal:
-        analyse_stage(results, report=report, bootstrap=bootstrap, shared_dir=shared_dir,
+        analyse_stage(results, report=report, model=model, bootstrap=bootstrap, shared_dir=shared_dir,
                       on_progress=terminal.progress, on_message=terminal.message)
     from perceptiongap.results import ResultsFolder
 
@@ -110,22 +117,24 @@ def reproduce(
                                      "(else $PERCEPTIONGAP_DATA, else the user cache, else download)."),
     out: Path = typer.Option(Path("perceptiongap-results"), "--out", help="Results folder."),
     inference: str = typer.Option("stan-advi,nuts", help=INFERENCE_HELP),
+    model: str = typer.Option("release", "--model", help=MODEL_HELP),
     seed: int = typer.Option(0, min=0, help=SEED_HELP),
     advi_seeds: int = typer.Option(5, "--advi-seeds", min=1, help="How many seeds stan-advi runs."),
     force: bool = typer.Option(False, "--force", help="Start afresh: remove what an earlier run wrote there."),
     resume: bool = typer.Option(False, "--resume", help="Continue a results folder, keeping finished fits."),
     bootstrap: int = typer.Option(500, "--bootstrap", help=BOOTSTRAP_HELP),
     shared_dir: Path | None = typer.Option(None, "--shared", envvar="PERCEPTIONGAP_SHARED", help=SHARED_HELP),
+    cluster: str | None = typer.Option(None, "--cluster", help=CLUSTER_HELP),
     keep_all_draws: bool = typer.Option(False, "--keep-all-draws", help=KEEP_ALL_DRAWS_HELP),
 ) -> None:
     """Reproduce every number of the paper from the authors' released predictions."""
     from perceptiongap.results import reproduce as reproduce_stage
 
     with TerminalProgress() as terminal:
-        out = reproduce_stage(data=data, out=out, inference=inference, seed=seed, advi_seeds=advi_seeds, force=force,
-                        resume=resume, bootstrap=bootstrap, shared_dir=shared_dir, keep_all_draws=keep_all_draws,
-                        on_progress=terminal.progress,
-                        on_message=terminal.message)
+        out = reproduce_stage(data=data, out=out, inference=inference, model=model, seed=seed, advi_seeds=advi_seeds,
+                              force=force, resume=resume, bootstrap=bootstrap, shared_dir=shared_dir, cluster=cluster,
+                              keep_all_draws=keep_all_draws, on_progress=terminal.progress,
+                              on_message=terminal.message)
     from perceptiongap.results import ResultsFolder
 
     print_conclusions(out)

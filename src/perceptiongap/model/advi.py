@@ -36,6 +36,7 @@ from perceptiongap.model.data import ModelData
 from perceptiongap.model.density import device_data, flat_model_for
 from perceptiongap.model.keys import fit_key
 from perceptiongap.model.meanfield import MeanFieldResult, estimate_elbo, gaussian_draws, mean_field_posterior
+from perceptiongap.model.variants import DEFAULT_MODEL
 
 __all__ = ["ConvergedADVISettings", "converged_meanfield_advi", "elbo_trend_bound", "fit_advi"]
 
@@ -156,16 +157,18 @@ def fit_advi(
     settings: ConvergedADVISettings | None = None,
     *,
     key: jax.Array | None = None,
+    model: str = DEFAULT_MODEL,
 ) -> az.InferenceData:
     """Mean-field ADVI run to convergence (:class:`ConvergedADVISettings`) on one observer group.
 
-    Give ``seed`` (an int) or ``key`` (a JAX PRNG key; see :mod:`perceptiongap.model.keys`). The
+    Give ``seed`` (an int) or ``key`` (a JAX PRNG key; see :mod:`perceptiongap.model.keys`);
+    ``model`` names the variant (:mod:`perceptiongap.model.variants`). The
     posterior's attributes hold ``iterations``, ``converged`` (0 at ``max_iterations``, and for a
     ``fixed_iterations`` run), the per-block ELBO trace (``elbo_iteration``, ``elbo``) and ``pareto_k``.
     """
     settings = ConvergedADVISettings() if settings is None else settings
     key, seed, key_attrs = fit_key(seed, key)
-    model = flat_model_for(data)
+    model = flat_model_for(data, model)
     arrays = device_data(data)
     result = converged_meanfield_advi(model.log_density, model.dim, arrays, key, settings)
     return mean_field_posterior(

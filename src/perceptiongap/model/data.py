@@ -60,9 +60,27 @@ class ModelData:
     def n_observations(self) -> int:
         return int(self.observed.sum())
 
+    @property
+    def case_malignant(self) -> np.ndarray:
+        """(n_cases,) True for malignant breasts."""
+        return np.asarray(self.case_label) == "malignant"
+
+    def subgroup_label_counts(self) -> np.ndarray:
+        """(n_subgroups, 2) how many breasts of each subgroup are malignant (column 0) and not (column 1)."""
+        counts = np.zeros((self.n_subgroups, 2))
+        np.add.at(counts, (self.case_subgroup, np.where(self.case_malignant, 0, 1)), 1.0)
+        return counts
+
     def arrays(self) -> dict[str, np.ndarray | None]:
-        """The numeric arrays the model function takes (names match its arguments), in cell layout."""
-        return {**self.cells(), "case_subgroup": self.case_subgroup}
+        """The design arrays the models take (names match their arguments), observations in cell layout.
+
+        Every dimension is an array's shape (see :mod:`perceptiongap.model.spec`): ``severity_mm``
+        (severity,) and ``subgroup_label_counts`` (subgroup, label) besides the cells and cases.
+        """
+        return {**self.cells(), "case_subgroup": self.case_subgroup,
+                "case_malignant": self.case_malignant.astype(np.float64),
+                "severity_mm": np.asarray(self.severity_mm, dtype=np.float64),
+                "subgroup_label_counts": self.subgroup_label_counts()}
 
     def cells(self) -> dict[str, np.ndarray | None]:
         """The observations in the cell layout of :mod:`perceptiongap.model.likelihood`.

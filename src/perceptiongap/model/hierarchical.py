@@ -1,6 +1,6 @@
-"""The hierarchical model of METHOD §5 in NumPyro.
+"""The NumPyro model of a variant, derived from its spec (:mod:`perceptiongap.model.variants`).
 
-For breast n in subgroup g = g(n), observer r and severity s::
+For the release (METHOD §5), breast n in subgroup g = g(n), observer r and severity s::
 
     logit p[n, r, s] = b[g] + mu[n] + gamma[s, g] + nu[r, g]
     gamma[0, g] = 0,  gamma[s, g] = delta[1, g] + ... + delta[s, g]
@@ -11,67 +11,65 @@ labels with log-likelihood ``y log p + (1 - y) log(1 - p)``, which for y in {0, 
 Bernoulli log-likelihood, so one expression serves both kinds of observer. Constants are kept
 (full normal densities), as Stan's ADVI evaluates them, so ELBO values and their relative changes
 match Stan's scale.
+
+The model takes the design arrays only (no integer arguments): every dimension comes from an
+array's shape, so NUTS can compile its sampler once per shape and reuse it for new data
+(``jit_model_args``).
 """
 
 from __future__ import annotations
 
-import jax
-import jax.numpy as jnp
+import functools
+
 import numpyro
 import numpyro.distributions as dist
 
 from perceptiongap.model.likelihood import cell_logits, log_likelihood
+from perceptiongap.model.spec import ModelSpec, case_effects, dim_sizes, severity_effects
+from perceptiongap.model.variants import RELEASE, get_model
 
-__all__ = ["LATENT_SITES", "case_effects", "perception_model", "severity_effects"]
+__all__ = ["LATENT_SITES", "case_effects", "numpyro_model", "perception_model", "severity_effects"]
 
-#: The latent variables, in the order they are drawn.
-LATENT_SITES = ("b", "mu", "delta", "nu")
-
-
-def severity_effects(delta: jnp.ndarray) -> jnp.ndarray:
-    """gamma (S, G) from the increments delta (S - 1, G): zero at severity 0, then cumulative sums."""
-    zero = jnp.zeros((1, delta.shape[-1]), dtype=delta.dtype)
-    return jnp.concatenate([zero, jnp.cumsum(delta, axis=0)], axis=0)
+#: The release's latent variables, in the order they are drawn.
+LATENT_SITES = RELEASE.site_names
 
 
-def perception_model(
-    prediction: jnp.ndarray | None,
-    observed: jnp.ndarray,
-    case_subgroup: jnp.ndarray,
-    severity_index: jnp.ndarray | None = None,
-    *,
-    n_observers: int,
-    n_severities: int,
-    n_subgroups: int,
-) -> None:
-    """NumPyro model of one observer group over its observation cells.
+def numpyro_model(spec: ModelSpec | str):
+    """The NumPyro model of ``spec`` (a spec or a variant's name), one function per variant.
 
-    ``prediction`` and ``observed`` have the cell shape (n_observers, slots, n_cases) of
-    :meth:`perceptiongap.model.data.ModelData.cells`: slot k is severity k when
-    ``severity_index`` is None, else ``severity_index`` holds each cell's severity. Only observed
-    cells enter the likelihood. ``case_subgroup`` (n_cases,) holds subgroup indices. With
-    ``prediction=None`` the model draws binary predictions for every cell (prior predictive).
+    Its arguments are the design arrays of :meth:`perceptiongap.model.data.ModelData.arrays`, by
+    keyword. ``prediction`` and ``observed`` have the cell shape (n_observers, slots, n_cases):
+    slot k is severity k when ``severity_index`` is None, else ``severity_index`` holds each
+    cell's severity. Only observed cells enter the likelihood. With ``prediction=None`` the model
+    draws binary predictions for every cell (prior predictive).
     """
-    n_cases = case_subgroup.shape[0]
-    b = numpyro.sample("b", dist.Normal(0.0, 1.0).expand([n_subgroups]).to_event(1))
-    mu = numpyro.sample("mu", dist.Normal(0.0, 1.0).expand([n_cases]).to_event(1))
-    delta = numpyro.sample("delta", dist.Normal(0.0, 1.0).expand([n_severities - 1, n_subgroups]).to_event(2))
-    nu = numpyro.sample("nu", dist.Normal(0.0, 1.0).expand([n_observers, n_subgroups]).to_event(2))
-    gamma = numpyro.deterministic("gamma", severity_effects(delta))
-    effects = case_effects(b, mu, gamma, nu, case_subgroup)
-    if prediction is None:
-        logit = cell_logits(*effects, severity_index)
-        numpyro.sample("prediction", dist.Bernoulli(logits=logit).mask(observed).to_event(3))
-    else:
-        numpyro.factor("prediction", log_likelihood(*effects, prediction, observed, severity_index))
+    return _numpyro_model(get_model(spec) if isinstance(spec, str) else spec)
 
 
-def case_effects(b, mu, gamma, nu, case_subgroup) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
-    """The logit's terms per case, g = g(case): b[g] + mu (case,), gamma[:, g] (severity, case) and
-    nu[:, g] (observer, case).
+@functools.cache
+def _numpyro_model(spec: ModelSpec):
+    def model(prediction, observed, case_subgroup, severity_index=None, *, case_malignant, severity_mm,
+              subgroup_label_counts):
+        design = {"observed": observed, "case_subgroup": case_subgroup, "case_malignant": case_malignant,
+                  "severity_mm": severity_mm, "subgroup_label_counts": subgroup_label_counts}
+        sizes = dim_sizes(design)
+        params = {}
+        for site in spec.sites:
+            shape = [sizes[dim] for dim in site.dims]
+            params[site.name] = numpyro.sample(site.name, site.prior.distribution().expand(shape).to_event(len(shape)))
+        derived = spec.derive(params, design)
+        for name, value in derived.deterministic.items():
+            numpyro.deterministic(name, value)
+        if prediction is None:
+            logit = cell_logits(*derived.effects, severity_index)
+            numpyro.sample("prediction", dist.Bernoulli(logits=logit).mask(observed).to_event(3))
+        else:
+            numpyro.factor("prediction", log_likelihood(*derived.effects, prediction, observed, severity_index))
 
-    Subgroup lookups are products with the one-hot matrix (case, subgroup), so their gradients are
-    dense matrix products instead of scatters.
-    """
-    one_hot = jax.nn.one_hot(case_subgroup, b.shape[-1], dtype=mu.dtype)  # (case, subgroup)
-    return one_hot @ b + mu, gamma @ one_hot.T, nu @ one_hot.T
+    model.__name__ = f"{spec.name}_model"
+    model.__doc__ = f"NumPyro model of the {spec.name!r} variant: {spec.summary}"
+    return model
+
+
+#: The release's model (METHOD §5).
+perception_model = numpyro_model(RELEASE)

@@ -20,6 +20,7 @@ from perceptiongap.model.advi import ConvergedADVISettings, fit_advi
 from perceptiongap.model.data import ModelData
 from perceptiongap.model.nuts import NUTSSettings, fit_nuts
 from perceptiongap.model.stan_advi import StanADVISettings, fit_stan_advi
+from perceptiongap.model.variants import DEFAULT_MODEL, get_model
 
 __all__ = ["INFERENCE_METHODS", "SETTINGS_TYPES", "InferenceSettings", "fit"]
 
@@ -42,18 +43,21 @@ def fit(
     *,
     key: jax.Array | None = None,
     settings: InferenceSettings | None = None,
+    model: str = DEFAULT_MODEL,
 ) -> az.InferenceData:
-    """Fit ``data`` with one of :data:`INFERENCE_METHODS`.
+    """Fit variant ``model`` (:data:`~perceptiongap.model.variants.MODEL_NAMES`) to ``data`` with one
+    of :data:`INFERENCE_METHODS`.
 
     Give ``seed`` (an int) or ``key`` (a JAX PRNG key). ``settings`` is the method's settings
-    object (:data:`SETTINGS_TYPES`; None = the method's defaults). An unknown method is an
-    :class:`~perceptiongap.errors.InputError` naming the field ``inference``; settings of another
-    method's type are a TypeError.
+    object (:data:`SETTINGS_TYPES`; None = the method's defaults). An unknown method or model is an
+    :class:`~perceptiongap.errors.InputError` naming the field ``inference`` or ``model``;
+    settings of another method's type are a TypeError.
     """
+    get_model(model)
     if inference not in INFERENCE_METHODS:
         raise InputError(f"unknown inference method {inference!r}; choose from {', '.join(INFERENCE_METHODS)}",
                          source="inference")
     expected = SETTINGS_TYPES[inference]
     if settings is not None and not isinstance(settings, expected):
         raise TypeError(f"{inference} takes settings of type {expected.__name__}, got {type(settings).__name__}")
-    return _FITS[inference](data, seed, settings, key=key)
+    return _FITS[inference](data, seed, settings, key=key, model=model)

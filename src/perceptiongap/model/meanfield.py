@@ -86,8 +86,9 @@ def mean_field_posterior(
 
     ``arrays`` are the model's device arrays (:func:`perceptiongap.model.density.device_data`).
     """
-    sites = draws_to_sites(model, np.asarray(result.draws)[None])
+    sites = draws_to_sites(model, np.asarray(result.draws)[None], arrays)
     log_joint, log_q = _log_ratio_terms_jit(model.log_density, arrays, jnp.asarray(result.mean),
                                             jnp.asarray(result.log_sd), jnp.asarray(result.draws))
     k_hat = pareto_k_hat(np.asarray(log_joint), np.asarray(log_q))
-    return to_inference_data(data, sites, inference=inference, seed=seed, attrs={"pareto_k": k_hat, **attrs})
+    return to_inference_data(data, sites, inference=inference, seed=seed, attrs={"pareto_k": k_hat, **attrs},
+                             model=model.spec.name)

@@ -9,17 +9,24 @@ either way (chain k uses the same key); only the run time differs.
 
 from __future__ import annotations
 
+import functools
 import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import arviz as az
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from perceptiongap.model.data import ModelData
-from perceptiongap.model.density import device_data, flat_model_for
+from perceptiongap.model.density import FlatModel, device_data, flat_model_for, unconstrained_draws
+from perceptiongap.model.evidence import bridge_sampling
+from perceptiongap.model.hierarchical import numpyro_model
 from perceptiongap.model.keys import fit_key
-from perceptiongap.model.posterior_io import SITE_DIMS, to_inference_data
+from perceptiongap.model.posterior_io import to_inference_data
+from perceptiongap.model.variants import DEFAULT_MODEL
 
 __all__ = ["NUTSSettings", "fit_nuts", "use_host_devices"]
 
@@ -28,12 +35,16 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, kw_only=True)
 class NUTSSettings:
-    """Chains, their lengths and the step-size adaptation's target acceptance probability."""
+    """Chains, their lengths, the step-size adaptation's target acceptance probability, and what
+    is computed from the draws for model comparison."""
 
     num_warmup: int = 500
     num_samples: int = 500
     num_chains: int = 2
     target_accept_prob: float = 0.8
+    #: Store each breast's log-likelihood (PSIS-LOO) and estimate the evidence (bridge sampling).
+    log_likelihood: bool = True
+    evidence: bool = True
 
 
 def _backend_started() -> bool:
@@ -76,6 +87,47 @@ def use_host_devices(n: int) -> bool:
     return True
 
 
+_mcmc_cache: dict[tuple, object] = {}
+_mcmc_lock = threading.Lock()
+
+
+def _sampler(model: str, settings: NUTSSettings, chain_method: str, shapes: tuple):
+    """One MCMC object per variant, settings and array shapes in this process, reused fit after fit.
+
+    With ``jit_model_args`` its compiled sampler takes the data as arguments, so a fit on new data
+    of the same shapes (SBC's replications, a worker's next job) compiles nothing.
+    """
+    from numpyro.infer import MCMC, NUTS
+
+    key = (model, settings, chain_method, shapes)
+    with _mcmc_lock:
+        if key not in _mcmc_cache:
+            _mcmc_cache[key] = MCMC(
+                NUTS(numpyro_model(model), target_accept_prob=settings.target_accept_prob),
+                num_warmup=settings.num_warmup,
+                num_samples=settings.num_samples,
+                num_chains=settings.num_chains,
+                chain_method=chain_method,
+                progress_bar=False,
+                jit_model_args=True,
+            )
+        return _mcmc_cache[key]
+
+
+def _batched(function: Callable, values: jax.Array, data: dict, batch_size: int = 50) -> jax.Array:
+    """``function(value, data)`` for each row of ``values``, in batches (bounded memory)."""
+    return jax.lax.map(lambda value: function(value, data), values, batch_size=batch_size)
+
+
+@functools.lru_cache(maxsize=None)
+def _evaluators(flat: FlatModel) -> tuple[Callable, Callable]:
+    """Jitted (log density of each row, log-likelihood of each case of each row) for ``flat``."""
+    log_density = jax.jit(functools.partial(_batched, flat.log_density))
+    case_log_likelihood = jax.jit(functools.partial(_batched, flat.case_log_likelihood))
+    return (lambda rows, data: np.asarray(log_density(rows, data)),
+            lambda rows, data: np.asarray(case_log_likelihood(rows, data)))
+
+
 def fit_nuts(
     data: ModelData,
     seed: int | None = None,
@@ -83,20 +135,23 @@ def fit_nuts(
     *,
     key: jax.Array | None = None,
     progress_bar: bool = False,
+    model: str = DEFAULT_MODEL,
 ) -> az.InferenceData:
     """NUTS on one observer group's model; returns the posterior with its sample statistics.
 
-    Give ``seed`` (an int) or ``key`` (a JAX PRNG key; see :mod:`perceptiongap.model.keys`).
-    The chains run in parallel when JAX has a device per chain (see :func:`use_host_devices`;
-    measured on the release's GMIC group, two parallel chains took 20 s, one chain alone 29 s),
-    else one after another with a logged warning. The posterior's attributes record
-    ``chain_method`` ("parallel" or "sequential") and the settings; ``sample_stats`` holds
-    ``diverging``, ``n_steps`` and ``acceptance_rate``.
+    Give ``seed`` (an int) or ``key`` (a JAX PRNG key; see :mod:`perceptiongap.model.keys`);
+    ``model`` names the variant (:mod:`perceptiongap.model.variants`). The chains run in parallel
+    when JAX has a device per chain (see :func:`use_host_devices`; measured on the release's GMIC
+    group, two parallel chains took 20 s, one chain alone 29 s), else one after another with a
+    logged warning. The posterior's attributes record ``chain_method`` ("parallel" or
+    "sequential") and the settings; ``sample_stats`` holds ``diverging``, ``n_steps`` and
+    ``acceptance_rate``. With ``settings.log_likelihood`` the posterior holds each breast's
+    log-likelihood (group ``log_likelihood``, for leave-one-breast-out); with
+    ``settings.evidence`` attributes ``log_marginal_likelihood`` and its ``_error``, by bridge
+    sampling (:mod:`perceptiongap.model.evidence`).
     """
-    from numpyro.infer import MCMC, NUTS
-
-    from perceptiongap.model.hierarchical import perception_model
-
+    if progress_bar:
+        logger.info("fit_nuts draws no progress bar; the stages report progress per fit")
     settings = NUTSSettings() if settings is None else settings
     key, seed, key_attrs = fit_key(seed, key)
     devices = jax.local_device_count()
@@ -107,26 +162,34 @@ def fit_nuts(
             "perceptiongap.model.use_host_devices(%d) before any JAX work to run them in parallel",
             settings.num_chains, devices, settings.num_chains,
         )
-    model = flat_model_for(data)
-    mcmc = MCMC(
-        NUTS(perception_model, target_accept_prob=settings.target_accept_prob),
-        num_warmup=settings.num_warmup,
-        num_samples=settings.num_samples,
-        num_chains=settings.num_chains,
-        chain_method=chain_method,
-        progress_bar=progress_bar,
-    )
-    mcmc.run(key, **device_data(data), **model.static, extra_fields=("diverging", "num_steps", "accept_prob"))
-    samples = mcmc.get_samples(group_by_chain=True)
-    sites = {name: np.asarray(samples[name]) for name in SITE_DIMS}
-    extra = mcmc.get_extra_fields(group_by_chain=True)
+    flat = flat_model_for(data, model)
+    arrays = device_data(data)
+    shapes = tuple((name, None if value is None else tuple(value.shape)) for name, value in sorted(arrays.items()))
+    mcmc = _sampler(flat.spec.name, settings, chain_method, shapes)
+    with _mcmc_lock:  # one run at a time on a shared sampler
+        mcmc.run(key, **arrays, extra_fields=("diverging", "num_steps", "accept_prob"))
+        samples = mcmc.get_samples(group_by_chain=True)
+        extra = mcmc.get_extra_fields(group_by_chain=True)
+    sites = {name: np.asarray(samples[name]) for name in flat.spec.posterior_dims}
     sample_stats = {
         "diverging": np.asarray(extra["diverging"]),
         "n_steps": np.asarray(extra["num_steps"]),
         "acceptance_rate": np.asarray(extra["accept_prob"]),
     }
-    return to_inference_data(
-        data, sites, inference="nuts", seed=seed, sample_stats=sample_stats,
-        attrs={"num_warmup": settings.num_warmup, "num_samples": settings.num_samples,
-               "num_chains": settings.num_chains, "chain_method": chain_method, **key_attrs},
-    )
+    attrs = {"num_warmup": settings.num_warmup, "num_samples": settings.num_samples,
+             "num_chains": settings.num_chains, "chain_method": chain_method, **key_attrs}
+    pointwise = None
+    if settings.log_likelihood or settings.evidence:
+        theta = unconstrained_draws(flat, sites)  # (chain, draw, dim)
+        log_density, case_log_likelihood = _evaluators(flat)
+        rows = jnp.asarray(theta.reshape(-1, flat.dim))
+        if settings.log_likelihood:
+            pointwise = case_log_likelihood(rows, arrays).reshape(*theta.shape[:2], data.n_cases)
+        if settings.evidence:
+            evidence = bridge_sampling(
+                lambda values: log_density(jnp.asarray(values, dtype=rows.dtype), arrays), theta,
+                rng=np.random.default_rng(np.asarray(jax.random.key_data(jax.random.fold_in(key, 1))).ravel()))
+            attrs.update(log_marginal_likelihood=evidence.log_marginal_likelihood,
+                         log_marginal_likelihood_error=evidence.error)
+    return to_inference_data(data, sites, inference="nuts", seed=seed, sample_stats=sample_stats, attrs=attrs,
+                             model=flat.spec.name, log_likelihood=pointwise)

@@ -52,6 +52,7 @@ from perceptiongap.model.data import ModelData
 from perceptiongap.model.density import NUMERICS, device_data, flat_model_for
 from perceptiongap.model.keys import fit_key
 from perceptiongap.model.meanfield import MeanFieldResult, gaussian_draws, mean_field_posterior
+from perceptiongap.model.variants import DEFAULT_MODEL
 
 __all__ = [
     "FAILED_ELBO",
@@ -462,10 +463,13 @@ def fit_stan_advi(
     settings: StanADVISettings | None = None,
     *,
     key: jax.Array | None = None,
+    model: str = DEFAULT_MODEL,
 ) -> az.InferenceData:
     """Stan's mean-field ADVI as the release ran it (early stop included) on one observer group.
 
-    Give ``seed`` (an int) or ``key`` (a JAX PRNG key; see :mod:`perceptiongap.model.keys`).
+    Give ``seed`` (an int) or ``key`` (a JAX PRNG key; see :mod:`perceptiongap.model.keys`);
+    ``model`` names the variant (:mod:`perceptiongap.model.variants`; each under the same numerics
+    and draw rules, the release's exactly as its Stan programs).
     Raises :class:`ADVIError` when Stan's procedure fails. The posterior's attributes hold the
     chosen ``eta``, the stop ``iterations``, ``converged`` (1 when Stan's rule stopped it), the
     ELBO trace (``elbo_iteration``, ``elbo``), the final ELBO of each eta tried
@@ -476,12 +480,13 @@ def fit_stan_advi(
     """
     settings = StanADVISettings() if settings is None else settings
     key, seed, key_attrs = fit_key(seed, key)
+    variant = model
     # Thread-local: fits running in other threads at the same time keep their own precision.
     with jax.enable_x64(True) if settings.numerics == "release" else contextlib.nullcontext():
-        model = flat_model_for(data, settings.numerics)
+        flat = flat_model_for(data, variant, settings.numerics)
         arrays = device_data(data, settings.numerics)
-        result = stan_meanfield_advi(model.log_density, model.dim, arrays, key, settings, saturation=model.saturation)
-    stable = flat_model_for(data)
+        result = stan_meanfield_advi(flat.log_density, flat.dim, arrays, key, settings, saturation=flat.saturation)
+    stable = flat_model_for(data, variant)
     result = dataclasses.replace(result, **{name: getattr(result, name).astype(np.float32)
                                             for name in ("mean", "log_sd", "draws")})
     return mean_field_posterior(

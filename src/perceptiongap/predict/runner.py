@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from perceptiongap.engine import dask_client, run_on_dask
 from perceptiongap.errors import InputError
 from perceptiongap.files import check_writable, sha256_file
 from perceptiongap.locks import output_lock
@@ -91,71 +92,6 @@ def run_in_pool(
             for future in running:
                 future.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
-
-
-@contextmanager
-def dask_client(address: str):
-    """A dask.distributed Client for ``local:N`` (a LocalCluster of N single-threaded worker
-    processes, closed on exit) or for the scheduler address of a running cluster."""
-    from distributed import Client, LocalCluster
-
-    if address.startswith("local:"):
-        try:
-            n_workers = int(address.removeprefix("local:"))
-        except ValueError:
-            n_workers = 0
-        if n_workers < 1:
-            raise InputError(f"{address!r}: expected local:N with N >= 1 worker processes", source="cluster")
-        cluster = LocalCluster(
-            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0"
-        )
-        try:
-            with Client(cluster) as client:
-                yield client
-        finally:
-            cluster.close()
-    else:
-        try:
-            client = Client(address, timeout="30s")
-        except (OSError, TimeoutError, ValueError) as error:
-            raise InputError(f"cannot connect to the Dask scheduler at {address!r}: {error}",
-                             source="cluster") from None
-        try:
-            yield client
-        finally:
-            client.close()
-
-
-def run_on_dask(
-    tasks: Iterable[Task], function: TaskFunction, client, in_flight: int | None = None
-) -> Iterator[tuple[Task, pd.DataFrame]]:
-    """The tasks on a dask.distributed cluster. Workers import perceptiongap and the network."""
-    from distributed import as_completed
-
-    in_flight = in_flight or 2 * max(sum(client.nthreads().values()), 1)
-    pending = iter(tasks)
-    owner = {}
-    queue = as_completed()
-    try:
-        for task in pending:
-            future = client.submit(function, task, pure=False)
-            owner[future.key] = task
-            queue.add(future)
-            if len(owner) >= in_flight:
-                break
-        for future in queue:
-            task = owner.pop(future.key)
-            rows = future.result()
-            future.release()
-            yield task, rows
-            following = next(pending, None)
-            if following is not None:
-                new = client.submit(function, following, pure=False)
-                owner[new.key] = following
-                queue.add(new)
-    finally:
-        for future in list(queue.futures):
-            future.cancel()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -629,6 +629,54 @@ def filtering_preview_figure(image_path: Path, *, pixel_mm: float = PREVIEW_PIXE
 
 
 # --------------------------------------------------------------------------------------------
+# Posterior predictive checks
+
+
+@_styled
+def ppc_figure(ppc: pd.DataFrame, *, observer_group: str, colours: Mapping[str, str] | None = None):
+    """The posterior predictive checks of one observer group (``tables/ppc.csv``): one panel per subgroup.
+
+    Per severity (x, categorical): the observers' own separability T(y) (black diamond) and, per
+    model and inference method, the mean and central 90 % of T(y_rep) (error bar); a red ring marks
+    a check whose tail probability is below 0.05 or above 0.95.
+    """
+    rows = ppc[ppc["observer_group"] == observer_group]
+    subgroups = list(pd.unique(rows["subgroup"]))
+    fits = list(dict.fromkeys(zip(rows["model"], rows["inference"])))
+    colours = dict(colours or group_colours([f"{m}|{i}" for m, i in fits]))
+    figure = _new_figure(max(3.2 * len(subgroups), 4.5), 3.6)
+    axes = np.atleast_1d(figure.subplots(1, max(len(subgroups), 1), squeeze=False, sharey=True)[0])
+    offsets = _offsets(len(fits) + 1)
+    for axis, subgroup in zip(axes, subgroups):
+        block = rows[rows["subgroup"] == subgroup]
+        severities = sorted(pd.unique(block["severity_mm"]))
+        positions = np.arange(len(severities), dtype=float)
+        observed = block.groupby("severity_mm")["observed"].first().reindex(severities).to_numpy(dtype=float)
+        axis.plot(positions + offsets[0], observed, marker="D", color="black", linestyle="none", markersize=4,
+                  label="observed T(y)")
+        for k, (model, inference) in enumerate(fits, start=1):
+            fit = block[(block["model"] == model) & (block["inference"] == inference)]
+            fit = fit.set_index("severity_mm").reindex(severities)
+            mean = fit["replicated_mean"].to_numpy(dtype=float)
+            low, high = fit["replicated_low"].to_numpy(dtype=float), fit["replicated_high"].to_numpy(dtype=float)
+            colour = colours[f"{model}|{inference}"]
+            axis.errorbar(positions + offsets[k], mean, yerr=[mean - low, high - mean], color=colour, marker="o",
+                          markersize=3, linestyle="none", label=f"{model} ({inference}) T(y_rep)")
+            tail = fit["tail_probability"].to_numpy(dtype=float)
+            failed = (tail < 0.05) | (tail > 0.95)
+            axis.plot((positions + offsets[k])[failed], mean[failed], marker="o", markersize=9, markerfacecolor="none",
+                      markeredgecolor="#B00000", linestyle="none")
+        _category_axis(axis, severities)
+        axis.set_title(pretty(subgroup), fontsize=9)
+    axes[0].set_ylabel("class separability (KS statistic)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 3), frameon=False, fontsize=7)
+    figure.suptitle(f"{observer_group}: posterior predictive check of class separability (red ring: tail "
+                    "probability < 0.05 or > 0.95)", fontsize=9, x=0.01, ha="left")
+    return figure
+
+
+# --------------------------------------------------------------------------------------------
 # Files
 
 

@@ -13,12 +13,17 @@ import shlex
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from perceptiongap.analysis.comparison import preferred_model, preferred_models
 from perceptiongap.analysis.conclusions import conclusions_from_table
+from perceptiongap.analysis.ppc import failed_checks
+from perceptiongap.analysis.summary import NO_MODEL
+from perceptiongap.analysis.tables import for_model, table_models
 from perceptiongap.files import PARTIAL_SUFFIX, atomic_write_text
 from perceptiongap.analysis.fits import warning_groups
 from perceptiongap.formatting import format_p_relation, format_p_value
@@ -34,9 +39,9 @@ from perceptiongap.report.findings import (
 from perceptiongap.report.render import install_figures, render_figures
 from perceptiongap.results.layout import ResultsFolder
 from perceptiongap.results.record import add_outputs
-from perceptiongap.results.store import Results, read_results
+from perceptiongap.results.store import Results, conclusions_of_model, read_results
 
-__all__ = ["build_report", "format_value", "html_table", "render_html", "report_context", "write_report"]
+__all__ = ["build_report", "format_value", "html_table", "main_view", "render_html", "report_context", "write_report"]
 
 from perceptiongap.analysis.margins import CONFIDENCE_MARGIN, EVIDENCE_LEVEL, SEPARABILITY_MARGIN
 
@@ -124,9 +129,14 @@ def html_table(frame: pd.DataFrame, *, caption: str = "", flag: Callable[[str, o
 # Context
 
 
-def _conclusions_context(results: Results, methods: Sequence[str]) -> tuple[list[dict], list]:
-    """The verdicts as ``analyse`` wrote them to ``tables/conclusions.csv`` (not judged again here)."""
-    conclusions = conclusions_from_table(results.tables["conclusions"])
+def _conclusions_context(results: Results, methods: Sequence[str], model: str | None = None
+                         ) -> tuple[list[dict], list]:
+    """The verdicts as ``analyse`` wrote them to ``tables/conclusions.csv`` (not judged again here),
+    under ``model`` (default: the view's own model)."""
+    table = results.tables["conclusions"]
+    if model is not None:
+        table = conclusions_of_model((results.all_tables or results.tables)["conclusions"], model)
+    conclusions = conclusions_from_table(table)
     rows = []
     for conclusion in conclusions:
         cells = []
@@ -138,6 +148,53 @@ def _conclusions_context(results: Results, methods: Sequence[str]) -> tuple[list
         rows.append({"key": conclusion.key, "statement": conclusion.statement, "rule": conclusion.rule,
                      "cells": cells})
     return rows, conclusions
+
+
+def main_view(results: Results) -> tuple[Results, str]:
+    """(``results`` with its tables cut to one model, that model): ``release`` where it was fitted,
+    else the first model; the report's sections on the paper's analyses show that model, and the
+    section "Which model" compares them all (``all_tables``)."""
+    models = table_models(results.tables["perturbation_study"])
+    main = "release" if "release" in models or not models else models[0]
+    own = [str(attrs.get("model", "release")) == main for attrs in results.fit_attrs]
+    return replace(results, tables=for_model(results.tables, main), all_tables=results.tables,
+                   fit_attrs=[a for a, keep in zip(results.fit_attrs, own) if keep],
+                   fit_paths=[p for p, keep in zip(results.fit_paths, own) if keep]), main
+
+
+def _which_model_context(results: Results, main: str, methods: Sequence[str]) -> dict:
+    """The section "Which model": comparison per group, the preferred model, failed checks, delta, verdicts."""
+    tables = results.all_tables or results.tables
+    comparison = tables.get("model_comparison", pd.DataFrame())
+    ppc = tables.get("ppc", pd.DataFrame())
+    effects = tables.get("separability_effects", pd.DataFrame())
+    models = table_models(tables["perturbation_study"])
+    context = {"models": models, "main": main, "comparison": None, "preferences": None, "preferred": main,
+               "why": "", "ppc_counts": None, "failed": None, "effects": None, "conclusions": None}
+    if len(comparison):
+        context["comparison"] = html_table(comparison, caption="tables/model_comparison.csv: PSIS-LOO (leave one "
+                                           "breast out) and the bridge-sampling log marginal likelihood per observer "
+                                           "group; elpd_diff is each model's elpd below the best one's.")
+        context["preferences"] = html_table(preferred_models(comparison), caption="The model each criterion "
+                                            "prefers per observer group, and by how much.")
+        context["preferred"], context["why"] = preferred_model(comparison, models or [main])
+    if len(ppc):
+        flagged = failed_checks(ppc)
+        counts = (ppc.assign(failed=ppc.index.isin(ppc.index[(ppc["tail_probability"] < 0.05)
+                                                              | (ppc["tail_probability"] > 0.95)]))
+                  .groupby(["model", "inference", "observer_group"], sort=False)["failed"]
+                  .agg(checks="size", failed="sum").reset_index())
+        context["ppc_counts"] = html_table(counts, caption="Posterior predictive checks per fit: how many "
+                                           "(subgroup, severity) checks fail (tail probability < 0.05 or > 0.95).")
+        if len(flagged):
+            context["failed"] = html_table(flagged, caption="Every failed check (tables/ppc.csv).")
+    if len(effects):
+        context["effects"] = html_table(effects, caption="tables/separability_effects.csv: delta[s, g], the change "
+                                        "in class separability as a parameter of label_specific (mean, 90 % "
+                                        "interval, P(delta < 0)).")
+    if context["preferred"] != main and context["preferred"] in models:
+        context["conclusions"], _ = _conclusions_context(results, methods, context["preferred"])
+    return context
 
 
 def _stan_advi_stops(fits: pd.DataFrame) -> str | None:
@@ -260,6 +317,9 @@ def report_context(results: Results, sections: list, *, rendered_at: str | None 
     cells = method_disagreements(perturbation, methods)
     seeds = seed_disagreements(perturbation)
     observed = observed_vs_model(perturbation, methods) if (perturbation["inference"] == "observed").any() else None
+    main = results.tables["perturbation_study"]["model"] if "model" in results.tables["perturbation_study"] else None
+    main = next((str(m) for m in pd.unique(main) if str(m) != NO_MODEL), "release") if main is not None else "release"
+    which_model = _which_model_context(results, main, methods)
     data_tables = [{**html_table(tables[name], caption=caption), "name": name, "length": len(tables[name])}
                    for name, caption in _table_captions(results).items() if name in tables and len(tables[name])]
     fits_view = fits.drop(columns=["warnings"], errors="ignore")
@@ -296,6 +356,7 @@ def report_context(results: Results, sections: list, *, rendered_at: str | None 
         "data_tables": data_tables,
         "provenance": _provenance(results),
         "provenance_problem": results.run_problem,
+        "which_model": which_model,
     }
 
 
@@ -370,6 +431,7 @@ def write_report(
     folder = ResultsFolder(results.folder.absolute())
     staging = Path(tempfile.mkdtemp(prefix=".figures.", suffix=PARTIAL_SUFFIX, dir=folder.root))
     try:
+        results, _ = main_view(results)
         sections = render_figures(results, staging, shared_dir=shared_dir, on_figure=on_figure)
         html = render_html(report_context(results, sections))
         rendered = sorted(staging.iterdir())

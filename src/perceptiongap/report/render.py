@@ -200,10 +200,27 @@ def render_figures(
                              "exact inference part ways.")
     sections.append(section)
 
+    sections.append(_models_section(render, results.all_tables or tables))
     sections.append(_statistics_section(render, results, colours))
     sections.append(_preview_section(render, shared_dir))
     sections.append(_diagnostics_section(render, results, methods, colours))
     return sections
+
+
+def _models_section(render: _Renderer, tables: dict) -> FigureSection:
+    section = FigureSection("models", "Which model: posterior predictive checks of class separability")
+    ppc = tables.get("ppc")
+    if ppc is None or not len(ppc):
+        section.notes.append("No posterior predictive checks (no fits, or a folder analysed before they existed).")
+        return section
+    for group in pd.unique(ppc["observer_group"]):
+        title = f"{group}: posterior predictive check of class separability"
+        render(section, f"ppc_{group}", title,
+               "The observers' own class separability (black diamonds; for readers on each reader's own cells) "
+               "against its posterior predictive distribution under each model (mean and central 90 %); a red ring "
+               "marks a tail probability below 0.05 or above 0.95: the model does not reproduce the data there.",
+               lambda group=group: F.ppc_figure(ppc, observer_group=group))
+    return section
 
 
 def _statistics_provenance(results: Results) -> str:

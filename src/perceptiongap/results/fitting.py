@@ -15,7 +15,6 @@ import json
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -30,12 +29,16 @@ from perceptiongap.vocabulary import MERGED_SUBGROUP
 __all__ = [
     "available_cores",
     "dense_groups",
+    "failure_record",
+    "FitFailure",
+    "FitTask",
     "first_of_each_kind_first",
     "fit_study",
     "model_data_for",
     "model_groups",
     "plan_fits",
     "read_failure",
+    "run_fit_task",
     "write_failure",
 ]
 
@@ -50,13 +53,16 @@ def plan_fits(
     seed: int = 0,
     advi_seeds: int = 5,
     merged: bool = True,
+    models: Sequence[str] = ("release",),
 ) -> list[FitJob]:
-    """Every fit of a study: ``stan-advi`` once per seed ``seed .. seed + advi_seeds - 1``, the others once."""
+    """Every fit of a study, per model variant: ``stan-advi`` once per seed ``seed .. seed +
+    advi_seeds - 1``, the others once."""
     jobs = []
-    for inference in inference_methods:
-        seeds = range(seed, seed + advi_seeds) if inference == "stan-advi" else (seed,)
-        for merge in (False, True) if merged else (False,):
-            jobs += [FitJob(group, inference, s, merge) for group in observer_groups for s in seeds]
+    for model in models:
+        for inference in inference_methods:
+            seeds = range(seed, seed + advi_seeds) if inference == "stan-advi" else (seed,)
+            for merge in (False, True) if merged else (False,):
+                jobs += [FitJob(group, inference, s, merge, model) for group in observer_groups for s in seeds]
     return jobs
 
 
@@ -129,20 +135,81 @@ def first_of_each_kind_first(jobs: Sequence[FitJob], kind: Callable[[FitJob], ob
     return leading + [job for job in jobs if job not in leading]
 
 
+def failure_record(job: FitJob, error: str, details: Mapping, observer_kind: str, seconds: float) -> dict:
+    """What :func:`write_failure` records: the attributes a posterior would have (model, inference,
+    observer group and kind, seed, merged, fit_seconds, converged 0, what is known of the run) and
+    ``error``, the reason."""
+    return {"model": job.model, "inference": job.inference, "observer_group": job.observer_group,
+            "observer_kind": observer_kind, "seed": int(job.seed), "merged": int(job.merged),
+            "fit_seconds": float(seconds), "converged": 0, **{key: value for key, value in details.items()},
+            "error": error}
+
+
+class FitFailure:
+    """A fit that failed as Stan's ADVI fails: its record (:func:`failure_record`), saved in place of a posterior."""
+
+    def __init__(self, record: dict):
+        self.record = record
+
+
+class FitTask:
+    """One fit as the engine runs it (picklable: it travels to Dask workers): the job and its model data.
+
+    Calling it fits and returns the posterior (compact unless ``keep_all_draws``; see
+    :mod:`perceptiongap.results.compact`), its ``fit_seconds`` and ``merged`` recorded in its attrs;
+    or, for a ``stan-advi`` fit that fails as Stan's ADVI fails, a :class:`FitFailure`.
+    """
+
+    def __init__(self, job: FitJob, data: object, source: str | Path = "observations", keep_all_draws: bool = False):
+        self.job, self.data, self.source, self.keep_all_draws = job, data, str(source), keep_all_draws
+
+    def __call__(self) -> object:
+        import perceptiongap.model as model
+        from perceptiongap.model.stan_advi import ADVIError
+        from perceptiongap.results.compact import compact_posterior
+
+        start = time.perf_counter()
+        try:
+            posterior = model.fit(self.data, self.job.inference, self.job.seed, model=self.job.model)
+        except ADVIError as error:
+            if self.job.inference != "stan-advi":
+                raise InputError(f"{self.job.describe()}: {error}", source=self.source) from error
+            # Stan's ADVI fails on some seeds (as Stan's own does, e.g. a gradient that stays
+            # non-finite for 10 draws); the failure is the result of this seed, recorded in place
+            # of its posterior, and the other seeds go on.
+            return FitFailure(failure_record(self.job, str(error), error.details, self.data.observer_kind,
+                                             time.perf_counter() - start))
+        posterior.posterior.attrs["fit_seconds"] = time.perf_counter() - start
+        posterior.posterior.attrs["merged"] = int(self.job.merged)
+        if not self.keep_all_draws:
+            posterior = compact_posterior(posterior)
+        return posterior
+
+
+def run_fit_task(task: FitTask) -> object:
+    """The engine's function: ``task()``."""
+    return task()
+
+
+def _save_result(result: object, path: Path) -> None:
+    """A posterior at ``path``, or a failure's record beside it (``seed<k>.failed.json``)."""
+    from perceptiongap.model import save_posterior
+    from perceptiongap.results.layout import failure_path
+
+    if isinstance(result, FitFailure):
+        target = failure_path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(target, json.dumps(result.record, indent=1) + "\n")
+    else:
+        save_posterior(result, path)
+
+
 def write_failure(job: FitJob, results_dir: Path, error: str, details: Mapping, observer_kind: str,
                   seconds: float) -> Path:
-    """Record a fit that failed as Stan's ADVI fails, in place of its posterior (``seed<k>.failed.json``).
-
-    The record holds the attributes a posterior would (inference, observer group and kind, seed,
-    merged, fit_seconds, converged 0, what is known of the run) and ``error``, the reason.
-    """
-    record = {"inference": job.inference, "observer_group": job.observer_group, "observer_kind": observer_kind,
-              "seed": int(job.seed), "merged": int(job.merged), "fit_seconds": float(seconds), "converged": 0,
-              **{key: value for key, value in details.items()}, "error": error}
-    path = job.failure_path(results_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(record, indent=1) + "\n")
-    return path
+    """Record a fit that failed as Stan's ADVI fails, in place of its posterior (``seed<k>.failed.json``,
+    :func:`failure_record`)."""
+    _save_result(FitFailure(failure_record(job, error, details, observer_kind, seconds)), job.path(results_dir))
+    return job.failure_path(results_dir)
 
 
 def read_failure(path: Path) -> dict:
@@ -163,79 +230,49 @@ def fit_study(
     *,
     on_fit: OnFit | None = None,
     workers: int | None = None,
+    cluster: str | None = None,
     source: str | Path = "observations",
     keep_all_draws: bool = False,
 ) -> list[Path]:
     """Run every job whose posterior is not on disk yet; return the paths of all jobs' posteriors.
 
-    ``model_data`` is :func:`model_data_for` of the jobs. ADVI fits (``stan-advi``, ``advi``) run
-    ``workers`` at a time in threads (default: one per core); each is mostly single-threaded XLA
-    work, and XLA runs the threads' computations side by side. The first fit of each array shape
-    goes first, so that no two threads compile the same function. NUTS fits run one at a time,
-    since their chains already occupy the cores. A fit's numbers do not depend on the thread that
-    ran it. ``on_fit(job, seconds)`` is called after each job, from this thread (``seconds`` None
-    when it was already done). Each posterior is written atomically as soon as it is done, in the compact form
-    of :mod:`perceptiongap.results.compact` unless ``keep_all_draws``. A ``stan-advi`` fit that fails as
-    Stan's ADVI fails (:class:`~perceptiongap.model.ADVIError`) is recorded by :func:`write_failure`
-    instead, and counts as done; any other method's failure is an :class:`InputError` naming the fit (and
-    ``source``), fits finished before it being kept.
+    ``model_data`` is :func:`model_data_for` of the jobs. With ``cluster`` (``local:N`` or a Dask
+    scheduler address) every fit runs on dask.distributed (:func:`perceptiongap.engine.run_tasks`).
+    Otherwise ADVI fits (``stan-advi``, ``advi``) run ``workers`` at a time in threads (default: one
+    per core); each is mostly single-threaded XLA work, and XLA runs the threads' computations side by
+    side. The first fit of each array shape goes first, so that no two threads compile the same
+    function. NUTS fits run one at a time, since their chains already occupy the cores. A fit's
+    numbers do not depend on the thread or worker that ran it. ``on_fit(job, seconds)`` is called
+    after each job, from this thread (``seconds`` None when it was already done). Each posterior is
+    written atomically as soon as it is done, in the compact form of :mod:`perceptiongap.results.compact`
+    unless ``keep_all_draws``. A ``stan-advi`` fit that fails as Stan's ADVI fails
+    (:class:`~perceptiongap.model.ADVIError`) is recorded by :func:`write_failure` instead, and counts
+    as done; any other method's failure is an :class:`InputError` naming the fit (and ``source``),
+    fits finished before it being kept.
     """
-    from perceptiongap.model import fit, save_posterior
-    from perceptiongap.model.stan_advi import ADVIError
-    from perceptiongap.results.compact import compact_posterior
+    from perceptiongap.engine import TaskStore, run_tasks
 
-    todo = []
+    store = TaskStore(path=lambda task: task.job.path(results_dir), save=_save_result)
+    tasks = []
     for job in jobs:
-        if job.path(results_dir).is_file() or job.failure_path(results_dir).is_file():
+        if job.failure_path(results_dir).is_file():
             if on_fit:
                 on_fit(job, None)
         else:
-            todo.append(job)
-
-    def run(job: FitJob) -> float:
-        start = time.perf_counter()
-        data = model_data[job.observer_group, job.merged]
-        try:
-            posterior = fit(data, job.inference, job.seed)
-        except ADVIError as error:
-            if job.inference != "stan-advi":
-                raise InputError(f"{job.describe()}: {error}", source=source) from error
-            # Stan's ADVI fails on some seeds (as Stan's own does, e.g. a gradient that stays
-            # non-finite for 10 draws); the failure is the result of this seed, recorded in place
-            # of its posterior, and the other seeds go on.
-            write_failure(job, results_dir, str(error), error.details, data.observer_kind,
-                          time.perf_counter() - start)
-            return time.perf_counter() - start
-        seconds = time.perf_counter() - start
-        posterior.posterior.attrs["fit_seconds"] = seconds
-        posterior.posterior.attrs["merged"] = int(job.merged)
-        if not keep_all_draws:
-            posterior = compact_posterior(posterior)
-        save_posterior(posterior, job.path(results_dir))
-        return seconds
+            tasks.append(FitTask(job, model_data[job.observer_group, job.merged], source, keep_all_draws))
+    report = None if on_fit is None else (lambda task, seconds: on_fit(task.job, seconds))
+    if cluster is not None:
+        run_tasks(tasks, run_fit_task, store=store, cluster=cluster, on_done=report)
+        return [job.path(results_dir) for job in jobs]
 
     array_shapes = {
         key: tuple((name, None if value is None else np.shape(value)) for name, value in data.arrays().items())
         for key, data in model_data.items()
     }
     side_by_side = first_of_each_kind_first(
-        [job for job in todo if job.inference != "nuts"],
-        lambda job: (job.inference, array_shapes[job.observer_group, job.merged]),
+        [task for task in tasks if task.job.inference != "nuts"],
+        lambda task: (task.job.model, task.job.inference, array_shapes[task.job.observer_group, task.job.merged]),
     )
-    with ThreadPoolExecutor(max_workers=workers or available_cores()) as executor:
-        futures = {executor.submit(run, job): job for job in side_by_side}
-        try:
-            for future in as_completed(futures):
-                seconds = future.result()
-                if on_fit:
-                    on_fit(futures[future], seconds)
-        except BaseException:
-            # Interrupted or failed: start nothing new; fits in flight finish and are kept.
-            executor.shutdown(wait=True, cancel_futures=True)
-            raise
-    for job in todo:
-        if job.inference == "nuts":
-            seconds = run(job)
-            if on_fit:
-                on_fit(job, seconds)
+    run_tasks(side_by_side, run_fit_task, store=store, threads=workers or available_cores(), on_done=report)
+    run_tasks([task for task in tasks if task.job.inference == "nuts"], run_fit_task, store=store, on_done=report)
     return [job.path(results_dir) for job in jobs]

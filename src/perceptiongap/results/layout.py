@@ -4,13 +4,18 @@
 
     run.json                                            what produced the folder (see results.record)
     study/observations.parquet, study/cases.parquet     the study the fits were made on
-    posteriors/<inference>/<observer_group>/seed<k>.nc  one netCDF posterior per fit
-    posteriors/<inference>/<observer_group>__merged/... the merged-subgroup refits
-    tables/perturbation_study.csv, merged_subgroups.csv, annotation_study.csv, fits.csv, conclusions.csv
+    posteriors/<model>/<inference>/<observer_group>/seed<k>.nc  one netCDF posterior per fit
+    posteriors/<model>/<inference>/<observer_group>__merged/... the merged-subgroup refits
+    tables/perturbation_study.csv, merged_subgroups.csv, annotation_study.csv, fits.csv, conclusions.csv,
+           model_comparison.csv, ppc.csv, separability_effects.csv
     tables/accuracy.csv, accuracy_summary.csv,          the reader-study statistics (perceptiongap.stats)
            error_consistency.csv, error_consistency_pairs.csv
     figures/<name>.png, figures/<name>.svg              the report's figures
     report.html                                         the self-contained report
+
+Folders written before model variants existed hold ``posteriors/<inference>/<observer_group>/``
+(all ``release`` fits); their run.json lists those paths, and :meth:`ResultsFolder.find_posteriors`
+finds both layouts, so they stay readable.
 
 Every other module asks :class:`ResultsFolder` for a path instead of joining names itself.
 """
@@ -48,7 +53,8 @@ RUN_RECORD_FILE = "run.json"
 #: Suffix of an observer group's folder holding its merged-subgroup refits.
 MERGED_SUFFIX = "__merged"
 #: Every table `analyse` writes, in the order the report lists them.
-TABLE_NAMES = ("perturbation_study", "merged_subgroups", "annotation_study", "fits", "conclusions")
+TABLE_NAMES = ("perturbation_study", "merged_subgroups", "annotation_study", "fits", "conclusions", "model_comparison",
+               "ppc", "separability_effects")
 #: The tables without which a folder is not an analysed results folder.
 REQUIRED_TABLES = ("perturbation_study", "fits", "conclusions")
 #: The reader-study statistics `analyse` writes beside them (a folder analysed before they existed lacks them).
@@ -67,18 +73,19 @@ def failure_path(posterior_path: str | Path) -> Path:
 
 @dataclass(frozen=True)
 class FitJob:
-    """One model fit: an observer group, an inference method, a seed, separate or merged subgroups."""
+    """One model fit: an observer group, an inference method, a seed, separate or merged subgroups, a model variant."""
 
     observer_group: str
     inference: str
     seed: int
     merged: bool = False
+    model: str = "release"
 
     @property
     def relative_path(self) -> str:
         """Where its posterior lives, relative to the results folder (POSIX separators)."""
         folder = self.observer_group + (MERGED_SUFFIX if self.merged else "")
-        return f"{POSTERIORS_DIR}/{self.inference}/{folder}/seed{self.seed}.nc"
+        return f"{POSTERIORS_DIR}/{self.model}/{self.inference}/{folder}/seed{self.seed}.nc"
 
     def path(self, results_dir: str | Path) -> Path:
         return Path(results_dir) / self.relative_path
@@ -89,7 +96,7 @@ class FitJob:
 
     def describe(self) -> str:
         merged = ", merged subgroups" if self.merged else ""
-        return f"{self.inference} {self.observer_group} (seed {self.seed}{merged})"
+        return f"{self.model} {self.inference} {self.observer_group} (seed {self.seed}{merged})"
 
 
 @dataclass(frozen=True)
@@ -140,8 +147,9 @@ class ResultsFolder:
         return job.path(self.root)
 
     def find_posteriors(self) -> tuple[list[Path], list[Path]]:
-        """(separate, merged) posterior files on disk, sorted; for folders whose run.json lists no fits."""
-        paths = sorted(self.posteriors_dir.glob("*/*/seed*.nc"))
+        """(separate, merged) posterior files on disk, sorted; for folders whose run.json lists no fits
+        (either layout: with the model's folder, or the older one without)."""
+        paths = sorted({*self.posteriors_dir.glob("*/*/*/seed*.nc"), *self.posteriors_dir.glob("*/*/seed*.nc")})
         separate = [p for p in paths if not p.parent.name.endswith(MERGED_SUFFIX)]
         merged = [p for p in paths if p.parent.name.endswith(MERGED_SUFFIX)]
         return separate, merged

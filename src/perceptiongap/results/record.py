@@ -94,6 +94,8 @@ class RunRecord:
     #: role -> path of each input file as given (fit: observations, cases)
     inputs: dict[str, str] = field(default_factory=dict)
     fits: list[str] = field(default_factory=list)
+    #: the model variants fitted (records written before variants existed: release only)
+    models: list[str] = field(default_factory=lambda: ["release"])
     outputs: list[str] = field(default_factory=list)
     packages: dict[str, str] = field(default_factory=package_versions)
     platform: str = field(default_factory=platform.platform)
@@ -120,6 +122,7 @@ class RunRecord:
         values.setdefault("subgroups", {})
         values.setdefault("input_sha256", {})
         values.setdefault("outputs", None)
+        values.setdefault("models", ["release"])
         return cls(**values)
 
     def finished(self, seconds: float) -> RunRecord:
@@ -130,6 +133,7 @@ class RunRecord:
         return {
             "stage": self.stage,
             "inference": sorted(self.inference),
+            "models": sorted(self.models),
             "seed": self.seed,
             "advi_seeds": self.advi_seeds,
             "merged": self.merged,
@@ -188,6 +192,7 @@ def finish_run(folder: ResultsFolder, seconds: float) -> None:
 _SETTING_NAMES = {
     "stage": "stage",
     "inference": "inference",
+    "models": "model",
     "seed": "seed",
     "advi_seeds": "advi_seeds",
     "merged": "merged",
@@ -231,6 +236,11 @@ def check_resumable(old: RunRecord | None, new: RunRecord, folder: ResultsFolder
     if old is None:
         raise InputError(f"cannot resume: {problem}; use `force` to start afresh", source=folder.root)
     differences = resume_differences(old, new)
+    older = [fit for fit in old.fits if len(Path(fit).parts) == 4]  # posteriors/<inference>/<group>/seed<k>.nc
+    if older and not differences:
+        raise InputError(f"cannot resume: the folder was written before model variants (its posteriors lie in "
+                         f"{Path(older[0]).parent.parent.as_posix()}/, not posteriors/<model>/...); `analyse` still "
+                         "reads it; use `force` to start afresh, or another folder", source=folder.root)
     if differences:
         raise InputError("cannot resume with different settings or inputs: " + "; ".join(differences)
                          + "; use `force` to start afresh, or another folder", source=folder.root)

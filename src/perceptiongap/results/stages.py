@@ -60,11 +60,13 @@ from perceptiongap.results.store import (
 
 __all__ = [
     "DEFAULT_INFERENCE",
+    "DEFAULT_MODEL",
     "DEFAULT_RESULTS_DIR",
     "STATISTICS_BOOTSTRAP",
     "analyse",
     "fit",
     "parse_inference",
+    "parse_models",
     "report",
     "reproduce",
 ]
@@ -75,6 +77,7 @@ Progress = Callable[[str, int, "int | None"], None]
 Message = Callable[[str], None]
 
 DEFAULT_INFERENCE = "stan-advi,nuts"
+DEFAULT_MODEL = "release"
 DEFAULT_RESULTS_DIR = Path("perceptiongap-results")
 #: Bootstrap replicates of the reader-study statistics' intervals in a results folder: fewer than
 #: `perceptiongap accuracy`'s 2,000, so that they add seconds, not a minute, to `reproduce`.
@@ -103,6 +106,29 @@ def parse_inference(inference: str | Sequence[str]) -> list[str]:
         raise InputError(f"unknown inference method {shown!r}; choose from {', '.join(INFERENCE_METHODS)}",
                          source="inference")
     return methods
+
+
+def parse_models(model: str | Sequence[str]) -> list[str]:
+    """``"release,label_specific"`` (or a list) -> the model variants, checked against ``MODEL_NAMES``."""
+    from perceptiongap.model.variants import MODEL_NAMES
+
+    items = model.split(",") if isinstance(model, str) else list(model)
+    models = list(dict.fromkeys(str(m).strip() for m in items if str(m).strip()))
+    unknown = [m for m in models if m not in MODEL_NAMES]
+    if unknown or not models:
+        shown = unknown[0] if unknown else model
+        raise InputError(f"unknown model {shown!r}; choose from {', '.join(MODEL_NAMES)}", source="model")
+    return models
+
+
+def _check_cluster(cluster: str | None, workers: int | None) -> None:
+    if cluster is None:
+        return
+    from perceptiongap.engine import parse_cluster
+
+    parse_cluster(cluster)
+    if workers not in (None, 1):
+        raise InputError(f"give either workers ({workers}) or a cluster ({cluster!r}), not both", source="cluster")
 
 
 def _check_bootstrap(bootstrap: int) -> None:
@@ -144,6 +170,7 @@ def fit(
     *,
     out: str | Path,
     inference: str | Sequence[str] = DEFAULT_INFERENCE,
+    model: str | Sequence[str] = DEFAULT_MODEL,
     seed: int = 0,
     advi_seeds: int = 5,
     merged: bool = True,
@@ -152,6 +179,7 @@ def fit(
     resume: bool = False,
     keep_all_draws: bool = False,
     workers: int | None = None,
+    cluster: str | None = None,
     on_progress: Progress | None = None,
     on_message: Message | None = None,
 ) -> Path:
@@ -163,12 +191,17 @@ def fit(
     merged pair (``"a+b,c"``; default: see :func:`~perceptiongap.analysis.subgroups.choose_subgroups`);
     ``merged`` False skips the merged refit. A non-empty ``out`` is refused unless ``force``
     (remove what earlier runs wrote there, never anything else) or ``resume`` (keep the fits
-    already on disk; the folder's settings and inputs must be the same). Posteriors are saved without the
+    already on disk; the folder's settings and inputs must be the same). ``model`` the model
+    variants (:data:`~perceptiongap.model.variants.MODEL_NAMES`, comma-separated or a list), each
+    fitted with every method. ``cluster`` (``local:N`` or a Dask scheduler address) runs the fits on
+    dask.distributed instead of ``workers`` local threads. Posteriors are saved without the
     per-case draws, which only the posterior predictive reads (its mean is saved instead,
     :mod:`perceptiongap.results.compact`), unless ``keep_all_draws``. Returns ``out``.
     """
     methods = parse_inference(inference)
+    models = parse_models(model)
     _check_options(seed=seed, advi_seeds=advi_seeds, force=force, resume=resume)
+    _check_cluster(cluster, workers)
     _use_host_devices_for_nuts(methods)  # first: before any JAX computation
     folder = ResultsFolder(Path(out))
     with output_lock(folder.root, what=_LOCK_WHAT):
@@ -181,7 +214,8 @@ def fit(
         if observation_table.empty:
             raise InputError("has no rows (a header only?), so there is nothing to fit", source=observations)
         _fit_into(
-            folder, observation_table, case_table, stage="fit", methods=methods, seed=seed, advi_seeds=advi_seeds,
+            folder, observation_table, case_table, stage="fit", methods=methods, models=models, seed=seed,
+            advi_seeds=advi_seeds, cluster=cluster,
             merged=merged, subgroups=subgroups, force=force, resume=resume,
             inputs={"observations": Path(observations), "cases": Path(cases)}, record_inputs=True,
             observations_source=str(observations), cases_source=str(cases), data_dir=None, workers=workers,
@@ -199,6 +233,8 @@ def _fit_into(
     *,
     stage: str,
     methods: Sequence[str],
+    models: Sequence[str],
+    cluster: str | None,
     seed: int,
     advi_seeds: int,
     merged: bool,
@@ -220,7 +256,8 @@ def _fit_into(
     groups = model_groups(observations)
     if not groups:
         raise InputError("no observations with scheme 'entire', so there is nothing to fit", source=observations_source)
-    jobs = plan_fits(groups, methods, seed=seed, advi_seeds=advi_seeds, merged=choice.merged is not None)
+    jobs = plan_fits(groups, methods, seed=seed, advi_seeds=advi_seeds, merged=choice.merged is not None,
+                     models=models)
     model_data = model_data_for(observations, cases, jobs, choice, source=observations_source,
                                 cases_source=cases_source)
 
@@ -230,7 +267,7 @@ def _fit_into(
         input_sha256=input_checksums(inputs), keep_all_draws=bool(keep_all_draws),
         data_dir=str(data_dir) if data_dir else None,
         inputs={name: str(path) for name, path in inputs.items()} if record_inputs else {},
-        fits=[job.relative_path for job in jobs],
+        fits=[job.relative_path for job in jobs], models=list(models),
     )
     old, _, problem = read_run_record(folder)
     # A run killed before it wrote run.json left at most a half-written file: nothing to resume, nothing to refuse.
@@ -271,8 +308,8 @@ def _fit_into(
 
     for method, planned in planned_per_method.items():
         on_progress(f"fitting {method}", 0, planned)
-    fit_study(model_data, jobs, folder.root, on_fit=on_fit, workers=workers, source=observations_source,
-              keep_all_draws=keep_all_draws)
+    fit_study(model_data, jobs, folder.root, on_fit=on_fit, workers=workers, cluster=cluster,
+              source=observations_source, keep_all_draws=keep_all_draws)
 
 
 def _removable(paths: Sequence[Path], *, protected) -> list[Path]:
@@ -308,12 +345,15 @@ def analyse(
     results: str | Path,
     *,
     report: bool = True,
+    model: str | Sequence[str] | None = None,
     bootstrap: int = STATISTICS_BOOTSTRAP,
     shared_dir: str | Path | None = None,
     on_progress: Progress | None = None,
     on_message: Message | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Every table of a results folder from its study and posteriors, written to ``tables/``; returns them.
+
+    ``model`` analyses only the fits of those model variants (default: every variant fitted).
 
     The conclusions of the paper are judged here, once, and written to ``tables/conclusions.csv``.
     The reader-study statistics (:mod:`perceptiongap.stats`: accuracy, error consistency) are computed
@@ -322,9 +362,10 @@ def analyse(
     """
     _check_bootstrap(bootstrap)
     folder = ResultsFolder(Path(results))
+    models = None if model is None else parse_models(model)
     on_progress, on_message = on_progress or _quiet_progress, on_message or _quiet_message
     with output_lock(folder.root, what=_LOCK_WHAT):
-        tables = _analyse(folder, on_progress, on_message, bootstrap=bootstrap)
+        tables = _analyse(folder, on_progress, on_message, models, bootstrap=bootstrap)
         if report:
             _report(folder, shared_dir, on_progress, on_message)
     return tables
@@ -339,8 +380,9 @@ def _recorded_choice(record: RunRecord | None, cases: pd.DataFrame, source: str)
     return choose_subgroups(cases, None, source=source)
 
 
-def _analyse(folder: ResultsFolder, on_progress: Progress, on_message: Message, *,
-             bootstrap: int) -> dict[str, pd.DataFrame]:
+def _analyse(folder: ResultsFolder, on_progress: Progress, on_message: Message,
+             models: Sequence[str] | None = None, *, bootstrap: int) -> dict[str, pd.DataFrame]:
+    from perceptiongap.analysis.posterior import fit_model
     from perceptiongap.analysis.tables import study_tables
 
     if not folder.root.is_dir():
@@ -366,12 +408,20 @@ def _analyse(folder: ResultsFolder, on_progress: Progress, on_message: Message, 
     for done, path in enumerate(paths, start=1):
         posteriors.extend(read_posteriors([path]))
         on_progress("reading posteriors", done, len(paths))
-    failures = [read_failure(path) for path in failed]
+    failures = [failure for failure in map(read_failure, failed)
+                if models is None or str(failure.get("model", "release")) in models]
     for failure in failures:
-        on_message(f"{failure['inference']} {failure['observer_group']} (seed {failure['seed']}"
+        on_message(f"{failure.get('model', 'release')} {failure['inference']} {failure['observer_group']} (seed {failure['seed']}"
                    f"{', merged subgroups' if failure.get('merged') else ''}) failed, as Stan's ADVI fails: "
                    f"{failure['error']}; the tables use the other seeds")
     is_merged = [path.parent.name.endswith(MERGED_SUFFIX) for path in paths]
+    if models is not None:
+        fitted = list(dict.fromkeys(fit_model(p) for p in posteriors))
+        chosen = [fit_model(p) in models for p in posteriors]
+        if not any(chosen):
+            raise InputError(f"has no fits of {', '.join(models)} (fitted: {', '.join(fitted)})", source="model")
+        posteriors = [p for p, keep in zip(posteriors, chosen) if keep]
+        is_merged = [m for m, keep in zip(is_merged, chosen) if keep]
     separate = [p for p, m in zip(posteriors, is_merged) if not m]
     merged = [p for p, m in zip(posteriors, is_merged) if m]
     on_progress("analysing", 0, None)
@@ -484,6 +534,7 @@ def reproduce(
     data: str | Path | None = None,
     out: str | Path = DEFAULT_RESULTS_DIR,
     inference: str | Sequence[str] = DEFAULT_INFERENCE,
+    model: str | Sequence[str] = DEFAULT_MODEL,
     seed: int = 0,
     advi_seeds: int = 5,
     force: bool = False,
@@ -492,6 +543,7 @@ def reproduce(
     shared_dir: str | Path | None = None,
     keep_all_draws: bool = False,
     workers: int | None = None,
+    cluster: str | None = None,
     on_progress: Progress | None = None,
     on_message: Message | None = None,
 ) -> Path:
@@ -505,7 +557,9 @@ def reproduce(
     from perceptiongap.release import REQUIRED_FILES, import_release, locate_release
 
     methods = parse_inference(inference)
+    models = parse_models(model)
     _check_options(seed=seed, advi_seeds=advi_seeds, force=force, resume=resume)
+    _check_cluster(cluster, workers)
     _check_bootstrap(bootstrap)
     _use_host_devices_for_nuts(methods)  # first: before any JAX computation
     on_progress, on_message = on_progress or _quiet_progress, on_message or _quiet_message
@@ -519,7 +573,8 @@ def reproduce(
                    "files verified)")
         observations, cases = import_release(release_dir)
         _fit_into(
-            folder, observations, cases, stage="reproduce", methods=methods, seed=seed, advi_seeds=advi_seeds,
+            folder, observations, cases, stage="reproduce", methods=methods, models=models, seed=seed,
+            advi_seeds=advi_seeds, cluster=cluster,
             merged=True, subgroups=None, force=force, resume=resume,
             inputs={name: release_dir / name for name in REQUIRED_FILES}, record_inputs=False,
             observations_source=str(release_dir), cases_source=str(release_dir / "exam_info.csv"),

@@ -23,6 +23,7 @@ from perceptiongap.results.record import RunRecord, read_run_record
 __all__ = [
     "REPORTED_STATISTICS",
     "Results",
+    "conclusions_of_model",
     "read_conclusions",
     "read_fit_attrs",
     "read_posteriors",
@@ -43,8 +44,11 @@ def table_columns() -> dict[str, tuple[str, ...]]:
     """The columns each table of :data:`~perceptiongap.results.layout.TABLE_NAMES` and
     :data:`~perceptiongap.results.layout.STATISTICS_TABLE_NAMES` must have."""
     from perceptiongap.analysis.annotation import ANNOTATION_COLUMNS
+    from perceptiongap.analysis.comparison import COMPARISON_COLUMNS
     from perceptiongap.analysis.conclusions import CONCLUSION_COLUMNS
     from perceptiongap.analysis.fits import FITS_COLUMNS
+    from perceptiongap.analysis.ppc import PPC_COLUMNS
+    from perceptiongap.analysis.separability_effects import SEPARABILITY_EFFECT_COLUMNS
     from perceptiongap.analysis.summary import MERGED_COLUMNS, PERTURBATION_COLUMNS
     from perceptiongap.stats import (
         ACCURACY_COLUMNS,
@@ -55,6 +59,8 @@ def table_columns() -> dict[str, tuple[str, ...]]:
 
     return {"perturbation_study": PERTURBATION_COLUMNS, "merged_subgroups": MERGED_COLUMNS,
             "annotation_study": ANNOTATION_COLUMNS, "fits": FITS_COLUMNS, "conclusions": CONCLUSION_COLUMNS,
+            "model_comparison": COMPARISON_COLUMNS, "ppc": PPC_COLUMNS,
+            "separability_effects": SEPARABILITY_EFFECT_COLUMNS,
             "accuracy": ACCURACY_COLUMNS, "accuracy_summary": ACCURACY_SUMMARY_COLUMNS,
             "error_consistency": CONSISTENCY_SUMMARY_COLUMNS, "error_consistency_pairs": CONSISTENCY_PAIR_COLUMNS}
 
@@ -145,12 +151,24 @@ def write_results_table(folder: ResultsFolder, name: str, table: pd.DataFrame) -
     return path
 
 
-def read_conclusions(results: str | Path | ResultsFolder) -> list:
-    """The conclusions as ``analyse`` judged them, read back from ``tables/conclusions.csv``."""
+def read_conclusions(results: str | Path | ResultsFolder, model: str | None = None) -> list:
+    """The conclusions as ``analyse`` judged them under ``model`` (default: ``release`` where judged,
+    else the first model of the table), read back from ``tables/conclusions.csv``."""
     from perceptiongap.analysis.conclusions import CONCLUSION_COLUMNS, conclusions_from_table
 
     folder = results if isinstance(results, ResultsFolder) else ResultsFolder(Path(results))
-    return conclusions_from_table(read_results_table(folder.table_path("conclusions"), CONCLUSION_COLUMNS))
+    table = read_results_table(folder.table_path("conclusions"), CONCLUSION_COLUMNS)
+    return conclusions_from_table(conclusions_of_model(table, model))
+
+
+def conclusions_of_model(table: pd.DataFrame, model: str | None = None) -> pd.DataFrame:
+    """The rows of ``tables/conclusions.csv`` judged under ``model`` (default: ``release`` where judged,
+    else the first); a table without a ``model`` column (older folders) is all ``release``."""
+    if "model" not in table:
+        return table
+    models = [str(m) for m in pd.unique(table["model"].dropna())]
+    chosen = model if model is not None else ("release" if "release" in models or not models else models[0])
+    return table[table["model"].astype(str) == chosen].drop(columns="model").reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -168,6 +186,8 @@ class Results:
     run: dict | None = None  # run.json as written, None when missing
     run_problem: str | None = None  # why run.json could not be used
     record: RunRecord | None = None  # run.json as a record
+    #: every model's tables when ``tables`` holds one model's view (the report's main sections)
+    all_tables: dict[str, pd.DataFrame] | None = None
 
     @property
     def observer_kinds(self) -> dict[str, str]:
