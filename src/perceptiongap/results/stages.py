@@ -94,31 +94,29 @@ def _quiet_message(text: str) -> None:
     return None
 
 
+def _parse_choices(value: str | Sequence[str], allowed: Sequence[str], what: str, source: str) -> list[str]:
+    """A comma-separated string (or a list) -> its distinct items in order, each one of ``allowed``."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    chosen = list(dict.fromkeys(str(m).strip() for m in items if str(m).strip()))
+    unknown = [m for m in chosen if m not in allowed]
+    if unknown or not chosen:
+        shown = unknown[0] if unknown else value
+        raise InputError(f"unknown {what} {shown!r}; choose from {', '.join(allowed)}", source=source)
+    return chosen
+
+
 def parse_inference(inference: str | Sequence[str]) -> list[str]:
     """``"stan-advi,nuts"`` (or a list) -> the inference methods, checked against ``INFERENCE_METHODS``."""
     from perceptiongap.model import INFERENCE_METHODS
 
-    items = inference.split(",") if isinstance(inference, str) else list(inference)
-    methods = list(dict.fromkeys(str(m).strip() for m in items if str(m).strip()))
-    unknown = [m for m in methods if m not in INFERENCE_METHODS]
-    if unknown or not methods:
-        shown = unknown[0] if unknown else inference
-        raise InputError(f"unknown inference method {shown!r}; choose from {', '.join(INFERENCE_METHODS)}",
-                         source="inference")
-    return methods
+    return _parse_choices(inference, INFERENCE_METHODS, "inference method", "inference")
 
 
 def parse_models(model: str | Sequence[str]) -> list[str]:
     """``"release,label_specific"`` (or a list) -> the model variants, checked against ``MODEL_NAMES``."""
     from perceptiongap.model.variants import MODEL_NAMES
 
-    items = model.split(",") if isinstance(model, str) else list(model)
-    models = list(dict.fromkeys(str(m).strip() for m in items if str(m).strip()))
-    unknown = [m for m in models if m not in MODEL_NAMES]
-    if unknown or not models:
-        shown = unknown[0] if unknown else model
-        raise InputError(f"unknown model {shown!r}; choose from {', '.join(MODEL_NAMES)}", source="model")
-    return models
+    return _parse_choices(model, MODEL_NAMES, "model", "model")
 
 
 def _check_cluster(cluster: str | None, workers: int | None) -> None:
