@@ -195,3 +195,26 @@ def test_a_failed_write_leaves_nothing(connection):
             _answer(connection, reading, "L")
             _answer(connection, reading, "R", birads="5", malignant=1, pom=10.0)  # breaks the rule
     assert connection.execute("SELECT count(*) FROM answers").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_write_inside_a_transaction_is_a_savepoint_kept_or_undone_alone(connection, fails):
+    reading = _reading(connection)
+    _open(connection, reading)
+    connection.execute("BEGIN IMMEDIATE")  # as the server's writer does for a batch of writes
+    with db.write(connection):
+        _answer(connection, reading, "L")
+    if fails:
+        with pytest.raises(sqlite3.IntegrityError):
+            with db.write(connection):
+                db.log_event(connection, "opened", reader_id="reader01")
+                _answer(connection, reading, "R", birads="5", malignant=1, pom=10.0)  # breaks the rule
+    else:
+        with db.write(connection):
+            db.log_event(connection, "opened", reader_id="reader01")
+            _answer(connection, reading, "R")
+    assert connection.in_transaction  # the caller's transaction is still open, to commit
+    connection.execute("COMMIT")
+    breasts = [row[0] for row in connection.execute("SELECT breast FROM answers ORDER BY breast")]
+    events = connection.execute("SELECT count(*) FROM events WHERE kind = 'opened'").fetchone()[0]
+    assert (breasts, events) == ((["L"], 0) if fails else (["L", "R"], 1))

@@ -268,7 +268,22 @@ def _statements(script: str) -> list[str]:
 
 @contextlib.contextmanager
 def write(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One write transaction: ``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on any error)."""
+    """One write transaction: ``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on any error).
+
+    Inside a transaction the caller already holds (the server's writer commits a batch of writes
+    at once, see :mod:`~perceptiongap.readers.writer`), a savepoint instead: the block's writes are kept or undone as a unit,
+    and made durable by the caller's ``COMMIT``.
+    """
+    if connection.in_transaction:
+        connection.execute("SAVEPOINT write")
+        try:
+            yield connection
+        except BaseException:
+            connection.execute("ROLLBACK TO write")
+            connection.execute("RELEASE write")
+            raise
+        connection.execute("RELEASE write")
+        return
     connection.execute("BEGIN IMMEDIATE")
     try:
         yield connection

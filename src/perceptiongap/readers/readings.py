@@ -27,8 +27,9 @@ __all__ = [
     "Conflict",
     "NotFound",
     "client_event",
-    "image_for",
+    "find_image",
     "iso",
+    "log_preload",
     "open_reading",
     "reader_state",
     "study_summary",
@@ -249,11 +250,12 @@ def client_event(connection: sqlite3.Connection, reader_id: str, reading_id: str
                      detail=json.dumps({"client_time": client_time}) if client_time else "")
 
 
-def image_for(connection: sqlite3.Connection, study: StudyInfo, reader_id: str, image_id: str,
-              *, log_preload: bool = True) -> tuple[Path, str]:
-    """(PNG path, SHA-256) of an image of the reader's current or next reading, else NotFound.
+def find_image(connection: sqlite3.Connection, study: StudyInfo, reader_id: str,
+               image_id: str) -> tuple[Path, str, str | None]:
+    """(PNG path, SHA-256, preloaded reading) of an image of the reader's current or next reading.
 
-    A fetch of the next reading's image is logged as a ``preloaded`` event.
+    Reads only. The third item is the next reading's id when the image belongs to it (a preload,
+    which the caller logs with :func:`log_preload`), else None. NotFound for anything else.
     """
     if len(image_id) != 32 or any(c not in "0123456789abcdef" for c in image_id):
         raise NotFound("no such image")
@@ -263,9 +265,12 @@ def image_for(connection: sqlite3.Connection, study: StudyInfo, reader_id: str, 
     pending = _pending(connection, reader_id)
     for index, reading in enumerate(pending):
         if reading["exam"] == image["exam"] and reading["severity_mm"] == image["severity_mm"]:
-            if index == 1 and log_preload:
-                with db.write(connection):
-                    db.log_event(connection, "preloaded", reader_id=reader_id, reading_id=reading["id"],
-                                 detail=image_id)
-            return study.images / f"{image_id}.png", image["sha256"]
+            return study.images / f"{image_id}.png", image["sha256"], reading["id"] if index == 1 else None
     raise NotFound("no such image")
+
+
+def log_preload(connection: sqlite3.Connection, reader_id: str, reading_id: str, image_id: str) -> None:
+    """Log a fetch of the next reading's image as a ``preloaded`` event (one write transaction)."""
+    with db.write(connection):
+        db.log_event(connection, "preloaded", reader_id=reader_id, reading_id=reading_id, detail=image_id)
+

@@ -6,9 +6,15 @@
 (two servers on one study are refused), issues and prints the links, binds 127.0.0.1 unless told
 otherwise and runs uvicorn with an access log that never shows a token.
 
-Endpoints are plain (sync) functions, which FastAPI runs in its thread pool; each thread keeps one
-SQLite connection. Every write is one ``BEGIN IMMEDIATE`` transaction, so concurrent requests
-serialise on the database, not in Python.
+Where the time goes under load (``benchmarks/serve.py --breakdown``) decides the threading. The
+reader routes are ``async``: the session lookup and other short indexed reads run on the event
+loop's own SQLite connection, with no thread hop (each hop, under 20 readers pulling images, cost
+tens of milliseconds of queueing). Every write of the reader routes (open a link, open an exam,
+submit, pause events, preload log) goes to the study's one writer thread
+(:class:`~perceptiongap.readers.writer.Writer`), which commits the writes waiting at once in one
+``BEGIN IMMEDIATE`` transaction (``synchronous=FULL``, one savepoint each); a reply is sent only
+after the commit that made its write durable. An image is read in one thread hop and sent as one
+body. Admin routes (rare, heavier) stay plain functions in FastAPI's thread pool.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -37,6 +44,7 @@ from perceptiongap.readers.backup import backup_database
 from perceptiongap.readers.export import export_zip
 from perceptiongap.readers.folder import StudyInfo, open_study
 from perceptiongap.readers.status import progress
+from perceptiongap.readers.writer import Writer
 
 __all__ = ["RedactTokens", "create_app", "listen_socket", "serve"]
 
@@ -62,11 +70,24 @@ class RedactTokens(logging.Filter):
         return True
 
 
-class _ImageResponse(FileResponse):
-    """A stored image, sent in 1 MiB chunks: a 4 MB PNG in 64 KiB chunks (Starlette's default) costs
-    sixty thread hops and writes; measured on loopback, 1 MiB chunks fetch it about a third faster."""
+class _ImageBytes(Response):
+    """A stored image, read whole (one thread hop) and sent in 256 KiB pieces.
 
-    chunk_size = 1024 * 1024
+    Each piece fills uvicorn's write buffer past its high-water mark, so the response waits for the
+    socket to drain before the next: the event loop turns to other requests between pieces instead
+    of pushing megabytes at once, which under load held a submit back (measured with
+    ``benchmarks/serve.py --breakdown``).
+    """
+
+    piece = 256 * 1024
+
+    async def __call__(self, scope, receive, send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        body = memoryview(self.body)
+        offsets = range(0, len(body), self.piece) or [0]
+        for offset in offsets:
+            end = offset + self.piece
+            await send({"type": "http.response.body", "body": body[offset:end], "more_body": end < len(body)})
 
 
 class _Connections:
@@ -94,6 +115,29 @@ class _Connections:
             self.all.clear()
 
 
+class _SecurityHeaders:
+    """Adds the headers every response carries (plain ASGI: no task or stream per request)."""
+
+    HEADERS = ((b"referrer-policy", b"no-referrer"), (b"x-content-type-options", b"nosniff"),
+               (b"x-frame-options", b"DENY"))
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", ())}
+                extra = [(name, value) for name, value in self.HEADERS if name not in present]
+                message = {**message, "headers": [*message.get("headers", ()), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def _error(status: int, detail: str, **extra) -> JSONResponse:
     return JSONResponse({"detail": detail, **extra}, status_code=status, headers=_NO_STORE)
 
@@ -113,23 +157,19 @@ def create_app(folder: str | Path) -> FastAPI:
     """The app for one study folder (the caller holds the study's lock; :func:`serve` does)."""
     study: StudyInfo = open_study(folder)
     connections = _Connections(study.database)
+    writer = Writer(study.database)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
+        writer.close()
         connections.close()
 
     app = FastAPI(title="perceptiongap reader study", docs_url=None, redoc_url=None, openapi_url=None,
                   lifespan=lifespan)
     app.state.study = study
 
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next):
-        response = await call_next(request)
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        return response
+    app.add_middleware(_SecurityHeaders)
 
     @app.exception_handler(_Refused)
     async def refused(request: Request, error: _Refused):
@@ -165,18 +205,19 @@ def create_app(folder: str | Path) -> FastAPI:
 
     # -- who is asking -------------------------------------------------------------------------
 
-    def session(request: Request) -> access.Session:
+    # Async: one indexed read on the event loop's connection, no thread hop.
+    async def session(request: Request) -> access.Session:
         found = access.session_for(connections.get(), request.cookies.get(access.COOKIE))
         if found is None:
             raise _Refused(401, "no valid session: open your study link again")
         return found
 
-    def reader(current: access.Session = Depends(session)) -> str:
+    async def reader(current: access.Session = Depends(session)) -> str:
         if current.role != "reader":
             raise _Refused(403, "this is a reader's endpoint")
         return current.reader_id
 
-    def admin(current: access.Session = Depends(session)) -> None:
+    async def admin(current: access.Session = Depends(session)) -> None:
         if current.role != "admin":
             raise _Refused(403, "this is an admin endpoint")
 
@@ -190,8 +231,8 @@ def create_app(folder: str | Path) -> FastAPI:
 
     # -- links and pages -----------------------------------------------------------------------
 
-    def _open(token: str, role: str, target: str) -> Response:
-        session_id = access.open_link(connections.get(), token, role)
+    async def _open(token: str, role: str, target: str) -> Response:
+        session_id = await writer.run(access.open_link, token, role)
         if session_id is None:
             return _page("Link not valid", "This link is not valid. It may have been replaced by a newer one: "
                          "ask the study's organiser for your current link.", status=404)
@@ -200,12 +241,12 @@ def create_app(folder: str | Path) -> FastAPI:
         return response
 
     @app.get("/r/{token}", include_in_schema=False)
-    def reader_link(token: str) -> Response:
-        return _open(token, "reader", "/read")
+    async def reader_link(token: str) -> Response:
+        return await _open(token, "reader", "/read")
 
     @app.get("/a/{token}", include_in_schema=False)
-    def admin_link(token: str) -> Response:
-        return _open(token, "admin", "/admin")
+    async def admin_link(token: str) -> Response:
+        return await _open(token, "admin", "/admin")
 
     @app.get("/read", include_in_schema=False)
     def reading_page() -> Response:
@@ -244,43 +285,51 @@ def create_app(folder: str | Path) -> FastAPI:
 
     # -- reader API ------------------------------------------------------------------------------
 
+    # Reads run on the loop's connection; writes on the writer thread, whole (the reading rules'
+    # checks and the write in one transaction there, as before).
+
     @app.get("/api/reader/state")
-    def reader_state(reader_id: str = Depends(reader)) -> JSONResponse:
+    async def reader_state(reader_id: str = Depends(reader)) -> JSONResponse:
         return JSONResponse(readings.reader_state(connections.get(), study, reader_id), headers=_NO_STORE)
 
     @app.post("/api/readings/{reading}/open")
-    def open_reading(reading: str, body: object = Depends(json_body), reader_id: str = Depends(reader)):
-        return JSONResponse(readings.open_reading(connections.get(), reader_id, reading), headers=_NO_STORE)
+    async def open_reading(reading: str, body: object = Depends(json_body), reader_id: str = Depends(reader)):
+        return JSONResponse(await writer.run(readings.open_reading, reader_id, reading), headers=_NO_STORE)
 
     @app.post("/api/readings/{reading}/submit")
-    def submit(reading: str, body: object = Depends(json_body), reader_id: str = Depends(reader)):
-        return JSONResponse(readings.submit_reading(connections.get(), study, reader_id, reading, body),
+    async def submit(reading: str, body: object = Depends(json_body), reader_id: str = Depends(reader)):
+        return JSONResponse(await writer.run(readings.submit_reading, study, reader_id, reading, body),
                             headers=_NO_STORE)
 
     @app.post("/api/readings/{reading}/events", status_code=204)
-    def event(reading: str, body: object = Depends(json_body), reader_id: str = Depends(reader)) -> Response:
+    async def event(reading: str, body: object = Depends(json_body), reader_id: str = Depends(reader)) -> Response:
         if not isinstance(body, dict):
             raise AnswerError("the body must be a JSON object", rule="body")
-        readings.client_event(connections.get(), reader_id, reading, body.get("kind"), body.get("client_time"))
+        await writer.run(readings.client_event, reader_id, reading, body.get("kind"), body.get("client_time"))
         return Response(status_code=204)
 
-    def _image(image: str, reader_id: str) -> tuple[Path, str]:
-        return readings.image_for(connections.get(), study, reader_id, image)
+    async def _image(image: str, reader_id: str) -> tuple[Path, str]:
+        path, sha256, preloading = readings.find_image(connections.get(), study, reader_id, image)
+        if preloading is not None:
+            await writer.run(readings.log_preload, reader_id, preloading, image)
+        return path, sha256
 
     @app.get("/api/images/{image}.png")
-    def image_png(image: str, request: Request, reader_id: str = Depends(reader)) -> Response:
-        path, sha256 = _image(image, reader_id)
+    async def image_png(image: str, request: Request, reader_id: str = Depends(reader)) -> Response:
+        path, sha256 = await _image(image, reader_id)
         etag = f'"{sha256}"'
         headers = {"ETag": etag, "Cache-Control": "private, max-age=86400, immutable"}
         if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
             return Response(status_code=304, headers=headers)
-        return _ImageResponse(path, media_type="image/png", headers=headers)
+        # One thread hop for the whole file (a few MB): Starlette's FileResponse takes a hop to stat,
+        # open, close and each chunk read.
+        return _ImageBytes(await anyio.to_thread.run_sync(path.read_bytes), media_type="image/png", headers=headers)
 
     @app.get("/api/images/{image}.json")
-    def image_json(image: str, reader_id: str = Depends(reader)) -> Response:
-        path, sha256 = _image(image, reader_id)
-        return FileResponse(path.with_suffix(".json"), media_type="application/json",
-                            headers={"ETag": f'"{sha256}-json"', "Cache-Control": "private, max-age=86400, immutable"})
+    async def image_json(image: str, reader_id: str = Depends(reader)) -> Response:
+        path, sha256 = await _image(image, reader_id)
+        return Response(path.with_suffix(".json").read_bytes(), media_type="application/json",
+                        headers={"ETag": f'"{sha256}-json"', "Cache-Control": "private, max-age=86400, immutable"})
 
     # -- admin API -------------------------------------------------------------------------------
 
@@ -303,11 +352,10 @@ def create_app(folder: str | Path) -> FastAPI:
             **_NO_STORE, "Content-Disposition": f'attachment; filename="{_safe(study.title)}-backup.sqlite"'})
 
     @app.post("/api/admin/readers/{reader_id}/link", dependencies=[Depends(admin)])
-    def admin_reissue(reader_id: str, request: Request, body: object = Depends(json_body)) -> JSONResponse:
-        connection = connections.get()
-        if connection.execute("SELECT 1 FROM readers WHERE id = ?", (reader_id,)).fetchone() is None:
+    async def admin_reissue(reader_id: str, request: Request, body: object = Depends(json_body)) -> JSONResponse:
+        if connections.get().execute("SELECT 1 FROM readers WHERE id = ?", (reader_id,)).fetchone() is None:
             raise readings.NotFound("no such reader")
-        token = access.issue_reader_link(connection, reader_id)
+        token = await writer.run(access.issue_reader_link, reader_id)
         base = str(request.base_url).rstrip("/")
         return JSONResponse({"reader": reader_id, "link": f"{base}/r/{token}"}, headers=_NO_STORE)
 
