@@ -271,8 +271,8 @@ def write(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """One write transaction: ``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on any error).
 
     Inside a transaction the caller already holds (the server's writer commits a batch of writes
-    at once, see :mod:`~perceptiongap.readers.writer`), a savepoint instead: the block's writes are kept or undone as a unit,
-    and made durable by the caller's ``COMMIT``.
+    at once, see :mod:`~perceptiongap.readers.writer`), a savepoint instead: the block's writes
+    are kept or undone as a unit, and made durable by the caller's ``COMMIT``.
     """
     if connection.in_transaction:
         connection.execute("SAVEPOINT write")
