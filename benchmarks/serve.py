@@ -2,20 +2,30 @@
 
 Each simulated reader (its own process, so that clients do not share one interpreter) opens its
 link and reads its whole list: state, open, all four images (16-bit PNGs of 3000 x 2400 pixels),
-submit. Printed: p50/p95 latency of a submit and of an image fetch (goals: submit p95 < 50 ms,
-image p95 < 300 ms), and a check that no answer was lost or stored twice (the database against
-what each client sent and was acknowledged).
+submit, with no pause. Printed: p50/p95 latency of a submit and of an image fetch (goals: submit
+p95 < 50 ms, image p95 < 300 ms), the CPU seconds of the server and of the clients, the load
+average, and a check that no answer was lost or stored twice (the database against what each
+client sent and was acknowledged).
 
-Baseline, in the same run and against the same server: an image fetch that decodes the stored
-PNG and encodes it again per request (what a server keeping pixels rather than bytes, or
-converting on the fly, does), fetched by the same 20 readers at once, each its current exam's
-four images. The ratio is baseline / stored-bytes latency.
+Clients (``--clients``): ``lean`` (default) keeps one ``http.client`` connection per reader and
+reads image bodies into a reused buffer without parsing them in Python; ``httpx`` is the first
+version's client, which cost about four times the CPU per image (on the same two cores as the
+server, the clients' CPU is taken from the server).
+
+Baselines, in the same run: ``--baseline-ref REF`` serves the same load with the server of git
+revision REF (its ``src/`` exported with ``git archive``), each server reading half of every
+reader's list in the order old, new, new, old, and prints the ratio old / this tree; and an image
+fetch that decodes the stored PNG and encodes it again per request (what a server keeping pixels
+rather than bytes does), fetched by the same 20 readers at once (``--no-reencode`` skips it).
+``--breakdown`` also times each request inside the server and prints where a submit's time goes
+(client-observed vs app entry to last byte, queueing, the writer's batch, COMMIT).
 
 The study (200 images of 3000 x 2400 pixels, about 0.75 GB) is prepared once into ``--workdir``
 (default: ``$TMPDIR/perceptiongap-bench-serve-50x20``) and reused by later runs; readers' answers are
-reset by copying the prepared study afresh each run.
+reset by copying the prepared study afresh each run (images hard-linked).
 
-    python benchmarks/serve.py [--readers 20] [--exams 50] [--workdir DIR]
+    python benchmarks/serve.py [--readers 20] [--exams 50] [--workdir DIR] [--clients lean|httpx]
+        [--baseline-ref 63f711e] [--breakdown] [--no-reencode]
 
 Figures taken on a loaded shared machine are rough: the clients run on the same cores as the
 server, which real readers' browsers would not.
