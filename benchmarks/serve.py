@@ -251,6 +251,7 @@ def run_server(study: Path, trace: Path | None = None) -> None:
     sock = listen_socket("127.0.0.1", 0)
     print(json.dumps({"base": f"http://127.0.0.1:{sock.getsockname()[1]}",
                       "tokens": {k: v for k, v in links.items() if k is not None}}), flush=True)
+    # uvicorn's parser as `perceptiongap serve` chooses it (httptools when installed), for either revision.
     uvicorn.Server(uvicorn.Config(served, log_level="warning", access_log=False)).run(sockets=[sock])
 
 

@@ -427,8 +427,8 @@ def serve(
         if host in ("0.0.0.0", "::"):
             echo(f"listening on every interface: replace {host} in the links by this machine's address")
         echo(f"serving on {base} (Ctrl+C to stop)")
-        config = uvicorn.Config(create_app(folder), log_level="info", access_log=True, lifespan="on",
-                                timeout_graceful_shutdown=5)
+        config = uvicorn.Config(create_app(folder), http="httptools", log_level="info", access_log=True,
+                                lifespan="on", timeout_graceful_shutdown=5)
         logging.getLogger("uvicorn.access").addFilter(RedactTokens())
         server = uvicorn.Server(config)
         try:
