@@ -155,6 +155,15 @@ def test_the_annotation_rule_needs_significant_drops_in_the_paper_pattern(drops,
     assert found["annotation_study"] is supported
 
 
+def test_the_annotation_evidence_writes_each_p_value_once_with_one_relation() -> None:
+    p_values = {"entire": 0.004, "roi_exterior": 0.0004, "roi_interior": 0.5}
+    tables = {**paper_like(), "annotation_study": annotation_table(PAPER_DROPS, p_values)}
+    evidence = next(c for c in evaluate_conclusions(tables, **ROLES) if c.key == "annotation_study").evidence
+    text = next(iter(evidence.values()))
+    assert "entire 0.30 (p = 0.004), exterior 0.25 (p < 0.001), interior 0.05 (p = 0.500)" in text, text
+    assert "p==" not in text and "p=<" not in text
+
+
 def test_evidence_prints_plain_p_values() -> None:
     conclusion = evaluate_conclusions(paper_like(), **ROLES)[0]
     assert conclusion.evidence["nuts"] == ("radiologists at 4 mm: P(gamma>0) = 0.001, separability p = 0.010; "

@@ -34,6 +34,14 @@ def test_warnings_are_grouped_by_kind_method_and_group_with_counts():
     assert groups["warnings"][0][1].startswith("stan-advi fit of gmic (seed 1)")
 
 
+def test_the_same_warnings_under_two_models_are_two_groups():
+    row = {"inference": "nuts", "observer_group": "gmic", "merged": False, "seed": 0,
+           "warnings": "nuts fit of gmic (seed 0): 2 divergent transitions"}
+    groups = warning_groups(fits([row | {"model": "release"}, row | {"model": "label_specific"},
+                                  row | {"model": "label_specific"}]))
+    assert list(zip(groups["model"], groups["fits"])) == [("release", 1), ("label_specific", 2)]
+
+
 def test_the_terminal_summary_says_what_is_expected_and_lists_the_rest():
     lines = warning_summary(TABLE)
     assert len(lines) == 3

@@ -89,6 +89,13 @@ def test_help_names_arguments_and_types_in_capitals():
     assert "[parquet|csv]" in perceptiongap("release", "import", "--help").stdout
 
 
+def test_comma_separated_choices_and_addresses_are_named_not_called_text():
+    shown = perceptiongap("reproduce", "--help").stdout
+    for flag, metavar in (("--inference", "METHODS"), ("--model", "MODELS"), ("--cluster", "local:N|ADDRESS")):
+        line = next(line for line in shown.splitlines() if f" {flag} " in line)
+        assert metavar in line and "TEXT" not in line, line
+
+
 def test_version_prints_the_installed_version():
     from importlib import metadata
 

@@ -11,6 +11,7 @@ bridge-sampling estimate the fit recorded (the paper's criterion), with its erro
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import arviz as az
@@ -38,8 +39,11 @@ def model_comparison_table(posteriors: Sequence[az.InferenceData]) -> pd.DataFra
         by_group.setdefault((inference, group), {}).setdefault(model, posterior)
     rows = []
     for (inference, group), fits in by_group.items():
-        loo = {model: az.loo(posterior, pointwise=True) for model, posterior in fits.items()}
-        ranked = az.compare(loo, ic="loo") if len(loo) > 1 else None
+        with warnings.catch_warnings():
+            # ArviZ warns once per fit about large Pareto k; the table's max_pareto_k and the report say it instead
+            warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto", category=UserWarning)
+            loo = {model: az.loo(posterior, pointwise=True) for model, posterior in fits.items()}
+            ranked = az.compare(loo, ic="loo") if len(loo) > 1 else None
         for model in (ranked.index if ranked is not None else loo):
             attrs = fits[model].posterior.attrs
             rows.append({

@@ -153,9 +153,9 @@ def _annotation_verdict(annotation: pd.DataFrame, group: str, subgroup: str) -> 
     verdict = bool(significant["entire"] and significant["roi_exterior"]
                    and drop["roi_exterior"] >= 0.5 * drop["entire"]
                    and drop["roi_interior"] <= 0.5 * drop["roi_exterior"])
-    text = (f"{group} separability drop at {worst:g} mm: entire {drop['entire']:.2f} (p={_fmt(p['entire'])}), "
-            f"exterior {drop['roi_exterior']:.2f} (p={_fmt(p['roi_exterior'])}), "
-            f"interior {drop['roi_interior']:.2f} (p={_fmt(p['roi_interior'])})")
+    text = (f"{group} separability drop at {worst:g} mm: entire {drop['entire']:.2f} (p {_fmt(p['entire'])}), "
+            f"exterior {drop['roi_exterior']:.2f} (p {_fmt(p['roi_exterior'])}), "
+            f"interior {drop['roi_interior']:.2f} (p {_fmt(p['roi_interior'])})")
     return verdict, text
 
 

@@ -91,11 +91,12 @@ def _warning_kind(text: str) -> str:
 
 
 def warning_groups(fits: pd.DataFrame) -> pd.DataFrame:
-    """The warnings of a ``fits`` table grouped by kind, inference method, observer group and merged refit.
+    """The warnings of a ``fits`` table grouped by kind, model, inference method, observer group and merged refit.
 
-    One row per group: ``kind`` (a key of :data:`WARNING_KINDS`, or ``other``), ``expected``, ``inference``,
-    ``observer_group``, ``merged``, ``fits`` (how many fits of the group have it), ``warnings`` (their texts, in
-    table order) and ``meaning``. Expected kinds come first.
+    One row per group: ``kind`` (a key of :data:`WARNING_KINDS`, or ``other``), ``expected``, ``model``
+    (``release`` for a table written before models had names), ``inference``, ``observer_group``, ``merged``,
+    ``fits`` (how many fits of the group have it), ``warnings`` (their texts, in table order) and ``meaning``.
+    Expected kinds come first.
     """
     rows = []
     for record in fits.itertuples(index=False):
@@ -103,13 +104,15 @@ def warning_groups(fits: pd.DataFrame) -> pd.DataFrame:
         for warning in (w for w in text.split(" | ") if w):
             kind = _warning_kind(warning)
             merged = str(record.merged).lower() in ("true", "1")
-            rows.append({"kind": kind, "inference": record.inference, "observer_group": record.observer_group,
+            model = getattr(record, "model", None)
+            rows.append({"kind": kind, "model": model if isinstance(model, str) else "release",
+                         "inference": record.inference, "observer_group": record.observer_group,
                          "merged": merged, "warning": warning})
-    columns = ["kind", "expected", "inference", "observer_group", "merged", "fits", "warnings", "meaning"]
+    columns = ["kind", "expected", "model", "inference", "observer_group", "merged", "fits", "warnings", "meaning"]
     if not rows:
         return pd.DataFrame(columns=columns)
     frame = pd.DataFrame(rows)
-    grouped = frame.groupby(["kind", "inference", "observer_group", "merged"], sort=False)["warning"].agg(list)
+    grouped = frame.groupby(["kind", "model", "inference", "observer_group", "merged"], sort=False)["warning"].agg(list)
     result = grouped.reset_index().rename(columns={"warning": "warnings"})
     result["fits"] = result["warnings"].map(len)
     result["expected"] = result["kind"].map(lambda kind: WARNING_KINDS.get(kind, ("", False, ""))[1])

@@ -156,6 +156,8 @@ def _plain_parameters(parameters: list) -> list:
             continue  # done already, or a Click that needs no help (Typer before 0.29)
         if getattr(parameter, "is_flag", False):
             parameter.display_type_rich = lambda ctx: None
+        elif getattr(parameter, "metavar", None) and getattr(parameter, "param_type_name", "") == "option":
+            parameter.display_type_rich = lambda ctx, _shown=parameter.metavar: _shown  # the command named it
         elif hasattr(parameter, "display_type"):
             parameter.display_type_rich = (lambda ctx, _shown=parameter.display_type, _nargs=parameter.nargs:
                                            _plain_label(_shown(ctx), _nargs))

@@ -66,15 +66,15 @@ def fit(
     observations: Path = typer.Argument(..., help="Observations file (Parquet or CSV)."),
     cases: Path = typer.Argument(..., help="Cases file (Parquet or CSV)."),
     out: Path = typer.Option(..., "--out", help="Results folder to write posteriors into."),
-    inference: str = typer.Option("stan-advi,nuts", help=INFERENCE_HELP),
-    model: str = typer.Option("release", "--model", help=MODEL_HELP),
+    inference: str = typer.Option("stan-advi,nuts", metavar="METHODS", help=INFERENCE_HELP),
+    model: str = typer.Option("release", "--model", metavar="MODELS", help=MODEL_HELP),
     seed: int = typer.Option(0, min=0, help=SEED_HELP),
     advi_seeds: int = typer.Option(5, "--advi-seeds", min=1, help="How many seeds stan-advi runs."),
     merged: bool = typer.Option(True, "--merged/--no-merged", help="Also refit with the merged pair of subgroups."),
     subgroups: str | None = typer.Option(None, "--subgroups", help=SUBGROUPS_HELP),
     force: bool = typer.Option(False, "--force", help="Start afresh: remove what an earlier run wrote there."),
     resume: bool = typer.Option(False, "--resume", help="Continue a results folder, keeping finished fits."),
-    cluster: str | None = typer.Option(None, "--cluster", help=CLUSTER_HELP),
+    cluster: str | None = typer.Option(None, "--cluster", metavar="local:N|ADDRESS", help=CLUSTER_HELP),
     keep_all_draws: bool = typer.Option(False, "--keep-all-draws", help=KEEP_ALL_DRAWS_HELP),
 ) -> None:
     """Fit the model to every observer group of a study; one netCDF posterior per fit."""
@@ -91,7 +91,7 @@ def fit(
 def analyse(
     results: Path = typer.Argument(..., help="Results folder written by `perceptiongap fit`."),
     report: bool = typer.Option(True, "--report/--no-report", help="Render figures and the HTML report."),
-    model: str | None = typer.Option(None, "--model", help="Analyse only these comma-separated model variants "
+    model: str | None = typer.Option(None, "--model", metavar="MODELS", help="Analyse only these comma-separated model variants "
                                      "(default: every variant fitted in the folder)."),
     bootstrap: int = typer.Option(500, "--bootstrap", help=BOOTSTRAP_HELP),
     shared_dir: Path | None = typer.Option(None, "--shared", envvar="PERCEPTIONGAP_SHARED", help=SHARED_HELP),
@@ -116,15 +116,15 @@ def reproduce(
     data: Path | None = typer.Option(None, "--data", help="Folder holding the authors' release "
                                      "(else $PERCEPTIONGAP_DATA, else the user cache, else download)."),
     out: Path = typer.Option(Path("perceptiongap-results"), "--out", help="Results folder."),
-    inference: str = typer.Option("stan-advi,nuts", help=INFERENCE_HELP),
-    model: str = typer.Option("release", "--model", help=MODEL_HELP),
+    inference: str = typer.Option("stan-advi,nuts", metavar="METHODS", help=INFERENCE_HELP),
+    model: str = typer.Option("release", "--model", metavar="MODELS", help=MODEL_HELP),
     seed: int = typer.Option(0, min=0, help=SEED_HELP),
     advi_seeds: int = typer.Option(5, "--advi-seeds", min=1, help="How many seeds stan-advi runs."),
     force: bool = typer.Option(False, "--force", help="Start afresh: remove what an earlier run wrote there."),
     resume: bool = typer.Option(False, "--resume", help="Continue a results folder, keeping finished fits."),
     bootstrap: int = typer.Option(500, "--bootstrap", help=BOOTSTRAP_HELP),
     shared_dir: Path | None = typer.Option(None, "--shared", envvar="PERCEPTIONGAP_SHARED", help=SHARED_HELP),
-    cluster: str | None = typer.Option(None, "--cluster", help=CLUSTER_HELP),
+    cluster: str | None = typer.Option(None, "--cluster", metavar="local:N|ADDRESS", help=CLUSTER_HELP),
     keep_all_draws: bool = typer.Option(False, "--keep-all-draws", help=KEEP_ALL_DRAWS_HELP),
 ) -> None:
     """Reproduce every number of the paper from the authors' released predictions."""

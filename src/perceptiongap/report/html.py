@@ -206,14 +206,15 @@ def _stan_advi_stops(fits: pd.DataFrame) -> str | None:
 
 
 def _warning_groups(fits: pd.DataFrame) -> list[dict]:
-    """The warnings of tables/fits.csv grouped by kind, method and observer group (merged refits apart), with
+    """The warnings of tables/fits.csv grouped by kind, model, method and observer group (merged refits apart), with
     counts; each group keeps its warnings' texts for a <details> list."""
     groups = []
     for row in warning_groups(fits).itertuples(index=False):
         merged = " (merged-subgroup refits)" if row.merged else ""
+        model = "" if row.model == "release" else f" under the {row.model} model"
         groups.append({"kind": row.kind, "expected": bool(row.expected), "meaning": row.meaning,
                        "title": f"{row.kind}: {row.fits} {row.inference} fit{'s' if row.fits > 1 else ''} of "
-                                f"{row.observer_group}{merged}",
+                                f"{row.observer_group}{merged}{model}",
                        "warnings": list(row.warnings)})
     return groups
 
