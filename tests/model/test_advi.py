@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from perceptiongap.model import ConvergedADVISettings, build_model_data, fit_advi
-from perceptiongap.model.advi import averaging_verdict, converged_meanfield_advi
+from perceptiongap.model.advi import _run, averaging_verdict, converged_meanfield_advi
 
 from .simulate import SUBGROUPS, coverage
 
@@ -83,6 +83,7 @@ def _gaussian(theta, data):
     return -0.5 * jnp.sum(((theta - data["centre"]) / data["sd"]) ** 2)
 
 
+@pytest.mark.slow
 def test_converged_advi_finds_a_gaussian():
     """Known answer: for N(centre, diag(sd^2)) the mean-field optimum is exact."""
     centre = jnp.linspace(-1.0, 1.0, 6)
@@ -96,6 +97,7 @@ def test_converged_advi_finds_a_gaussian():
     assert result.iterations < 30_000 and result.rule["max_mcse"] < 0.015
 
 
+@pytest.mark.slow
 def test_a_step_size_decaying_before_the_optimum_never_converges():
     """Adam moves each coordinate by at most about the step size per iteration: with 0.01 x 0.998^t
     the iterates travel at most about 5 in all, so an optimum 10 away is never reached."""
@@ -115,6 +117,23 @@ def test_fixed_iterations_run_exactly_that_long():
     assert result.rule["average_start"] >= 6_500  # the first half is never averaged
     with pytest.raises(ValueError):
         ConvergedADVISettings(fixed_iterations=10)
+
+
+@pytest.mark.slow
+def test_a_run_carried_on_to_twice_its_length_is_a_fixed_run_of_that_length():
+    """benchmarks/advi_convergence.py's shortcut: one run gives both the fit and the twice-as-long fit."""
+    data = {"centre": jnp.array([0.5, -0.5]), "sd": jnp.array([0.3, 0.6])}
+    settings = ConvergedADVISettings(tolerance=0.05)
+    first, twice = _run(_gaussian, 2, data, jax.random.PRNGKey(2), settings, None, twice=True)
+    alone = converged_meanfield_advi(_gaussian, 2, data, jax.random.PRNGKey(2), settings)
+    fixed = converged_meanfield_advi(_gaussian, 2, data, jax.random.PRNGKey(2),
+                                     ConvergedADVISettings(tolerance=0.05, fixed_iterations=2 * first.iterations))
+    assert first.converged and first.iterations == alone.iterations
+    np.testing.assert_array_equal(first.mean, alone.mean)
+    assert twice.iterations == fixed.iterations == 2 * first.iterations and not twice.converged
+    np.testing.assert_array_equal(twice.mean, fixed.mean)
+    np.testing.assert_array_equal(twice.log_sd, fixed.log_sd)
+    assert twice.rule == fixed.rule
 
 
 @pytest.mark.slow

@@ -60,7 +60,8 @@ from perceptiongap.model.keys import fit_key
 from perceptiongap.model.meanfield import MeanFieldResult, estimate_elbo, gaussian_draws, mean_field_posterior
 from perceptiongap.model.variants import DEFAULT_MODEL
 
-__all__ = ["AveragingVerdict", "ConvergedADVISettings", "averaging_verdict", "converged_meanfield_advi", "fit_advi"]
+__all__ = ["AveragingVerdict", "ConvergedADVISettings", "averaging_verdict", "converged_meanfield_advi", "fit_advi",
+           "fit_advi_and_twice"]
 
 logger = logging.getLogger(__name__)
 
@@ -184,21 +185,31 @@ def _reported_sd(reported: Callable, n_draws: int):
     return sd
 
 
-def converged_meanfield_advi(
-    log_density: Callable,
-    dim: int,
-    data: dict,
-    key: jax.Array,
-    settings: ConvergedADVISettings | None = None,
-    reported: Callable[[jax.Array], jax.Array] | None = None,
-) -> MeanFieldResult:
-    """Mean-field ADVI on ``log_density(theta, data)`` over theta in R^dim, run to convergence.
+def _averaged_result(means, log_sds, start: int, iterations, trace, verdict, converged: bool, key_draws,
+                     settings: ConvergedADVISettings) -> MeanFieldResult:
+    """The average of the blocks from ``start`` on, as a :class:`MeanFieldResult` with the rule's figures."""
+    mean = np.mean(means[start:], axis=0)
+    log_sd = np.mean(log_sds[start:], axis=0)
+    rule = {"average_start": start * settings.block}
+    if verdict is not None:
+        finite = np.isfinite(verdict.r_hat)
+        rule.update(max_r_hat_iterates=float(np.max(verdict.r_hat[finite])) if finite.any() else float("nan"),
+                    max_mcse=float(np.max(verdict.mcse)), max_change=float(np.max(verdict.change)))
+    return MeanFieldResult(
+        mean=mean,
+        log_sd=log_sd,
+        draws=np.asarray(gaussian_draws(jnp.asarray(mean), jnp.asarray(log_sd), key_draws, settings.output_samples)),
+        iterations=iterations[-1],
+        converged=converged,
+        elbo_iteration=np.asarray(iterations),
+        elbo=np.asarray(trace),
+        rule=rule,
+    )
 
-    ``reported(theta)``: the quantities whose convergence is judged (any shape, logit-scale units;
-    default: theta itself). The result's ``rule`` holds the rule's last verdict and where the
-    average started.
-    """
-    settings = ConvergedADVISettings() if settings is None else settings
+
+def _run(log_density: Callable, dim: int, data: dict, key: jax.Array, settings: ConvergedADVISettings,
+         reported: Callable | None, twice: bool) -> tuple[MeanFieldResult, MeanFieldResult | None]:
+    """The fit, and with ``twice`` also the same run carried on to twice its iterations (else None)."""
     reported = (lambda theta: theta) if reported is None else reported
     key_init, key_run, key_elbo, key_draws = jax.random.split(key, 4)
     dtype = jnp.result_type(float)
@@ -217,50 +228,72 @@ def converged_meanfield_advi(
     iterations, trace = [], []
     start = 0  # first block of the average
     verdict: AveragingVerdict | None = None
-    converged = False
-    for index in range(n_blocks):
+    first: MeanFieldResult | None = None  # the result where the rule was met, when carrying on
+    index = 0
+    while index < n_blocks:
         opt_state, block_mean, block_log_sd = run(opt_state, jax.random.fold_in(key_run, index), data)
         means.append(np.asarray(block_mean))
         log_sds.append(np.asarray(block_log_sd))
         quantities.append(np.asarray(reported_flat(block_mean)))
-        if (index + 1) % settings.check_every and index < n_blocks - 1:
+        index += 1
+        if index % settings.check_every and index < n_blocks:
             continue
         # The same key every time: common random numbers across evaluations.
         elbo = float(estimate_elbo(log_density, block_mean, block_log_sd, key_elbo, data, settings.elbo_draws))
-        iterations.append((index + 1) * settings.block)
+        iterations.append(index * settings.block)
         trace.append(elbo)
         # Like MCMC warm-up, the first half of the run is never averaged: a short transient that a
         # long stretch's R-hat would not see would still bias the average.
-        start = max(start, (index + 1) // 2)
-        if index + 1 - start >= settings.min_blocks:
-            average_mean = np.mean(means[start:], axis=0)
-            average_log_sd = np.mean(log_sds[start:], axis=0)
-            sd = np.asarray(reported_sd(jnp.asarray(average_mean), jnp.asarray(average_log_sd), sd_eps))
-            verdict = averaging_verdict(np.stack(quantities[start:]), sd, settings)
-            if not verdict.stationary:
-                start += (index + 1 - start) // 2  # the earlier half was still a transient
-            elif verdict.converged and settings.fixed_iterations is None:
-                converged = True
-                break
+        start = max(start, index // 2)
+        if index - start < settings.min_blocks:
+            continue
+        average_mean = np.mean(means[start:], axis=0)
+        average_log_sd = np.mean(log_sds[start:], axis=0)
+        sd = np.asarray(reported_sd(jnp.asarray(average_mean), jnp.asarray(average_log_sd), sd_eps))
+        verdict = averaging_verdict(np.stack(quantities[start:]), sd, settings)
+        if not verdict.stationary:
+            start += (index - start) // 2  # the earlier half was still a transient
+        elif verdict.converged and settings.fixed_iterations is None and first is None:
+            first = _averaged_result(means, log_sds, start, iterations, trace, verdict, True, key_draws, settings)
+            if not twice:
+                return first, None
+            # Carry on exactly as a run of fixed_iterations = twice these would (same blocks, same checks).
+            n_blocks = 2 * index
 
-    mean = np.mean(means[start:], axis=0)
-    log_sd = np.mean(log_sds[start:], axis=0)
-    if not converged and settings.fixed_iterations is None:
+    if first is None and settings.fixed_iterations is None:
         logger.warning("advi stopped at its iteration limit (%d) without meeting its convergence rule",
                        iterations[-1])
-    rule = {"average_start": start * settings.block}
-    if verdict is not None:
-        rule.update(max_r_hat_iterates=float(np.nanmax(verdict.r_hat)) if np.any(np.isfinite(verdict.r_hat))
-                    else float("nan"), max_mcse=float(np.max(verdict.mcse)), max_change=float(np.max(verdict.change)))
-    return MeanFieldResult(
-        mean=mean,
-        log_sd=log_sd,
-        draws=np.asarray(gaussian_draws(jnp.asarray(mean), jnp.asarray(log_sd), key_draws, settings.output_samples)),
-        iterations=iterations[-1],
-        converged=converged,
-        elbo_iteration=np.asarray(iterations),
-        elbo=np.asarray(trace),
-        rule=rule,
+    last = _averaged_result(means, log_sds, start, iterations, trace, verdict, False, key_draws, settings)
+    return (last, None) if first is None else (first, last)
+
+
+def converged_meanfield_advi(
+    log_density: Callable,
+    dim: int,
+    data: dict,
+    key: jax.Array,
+    settings: ConvergedADVISettings | None = None,
+    reported: Callable[[jax.Array], jax.Array] | None = None,
+) -> MeanFieldResult:
+    """Mean-field ADVI on ``log_density(theta, data)`` over theta in R^dim, run to convergence.
+
+    ``reported(theta)``: the quantities whose convergence is judged (any shape, logit-scale units;
+    default: theta itself). The result's ``rule`` holds the rule's last figures and where the
+    average started.
+    """
+    settings = ConvergedADVISettings() if settings is None else settings
+    return _run(log_density, dim, data, key, settings, reported, twice=False)[0]
+
+
+def _posterior(data: ModelData, model, arrays: dict, result: MeanFieldResult, seed: int,
+               settings: ConvergedADVISettings, fixed_iterations: int, key_attrs: dict) -> az.InferenceData:
+    return mean_field_posterior(
+        data, model, arrays, result, inference="advi", seed=seed,
+        attrs={"iterations": result.iterations, "converged": int(result.converged),
+               "elbo_iteration": result.elbo_iteration, "elbo": result.elbo,
+               "convergence_tolerance": settings.tolerance, "sd_fraction": settings.sd_fraction,
+               "max_iterations": settings.max_iterations,
+               "fixed_iterations": fixed_iterations, **result.rule, **key_attrs},
     )
 
 
@@ -287,11 +320,28 @@ def fit_advi(
     arrays = device_data(data)
     result = converged_meanfield_advi(model.log_density, model.dim, arrays, key, settings,
                                       reported=lambda theta: model.sites(theta, arrays)["gamma"])
-    return mean_field_posterior(
-        data, model, arrays, result, inference="advi", seed=seed,
-        attrs={"iterations": result.iterations, "converged": int(result.converged),
-               "elbo_iteration": result.elbo_iteration, "elbo": result.elbo,
-               "convergence_tolerance": settings.tolerance, "sd_fraction": settings.sd_fraction,
-               "max_iterations": settings.max_iterations,
-               "fixed_iterations": settings.fixed_iterations or 0, **result.rule, **key_attrs},
-    )
+    return _posterior(data, model, arrays, result, seed, settings, settings.fixed_iterations or 0, key_attrs)
+
+
+def fit_advi_and_twice(
+    data: ModelData,
+    seed: int,
+    settings: ConvergedADVISettings | None = None,
+    *,
+    model: str = DEFAULT_MODEL,
+) -> tuple[az.InferenceData, az.InferenceData | None]:
+    """:func:`fit_advi`'s posterior and that of the same run carried on to twice its iterations
+    (None when the first never met the rule).
+
+    The second equals ``fit_advi`` with ``fixed_iterations`` = twice the first's iterations (the
+    same blocks and checks; ``converged`` 0), at the cost of one run of that length rather than
+    two runs. For ``benchmarks/advi_convergence.py``.
+    """
+    settings = ConvergedADVISettings() if settings is None else settings
+    key, seed, key_attrs = fit_key(seed, None)
+    model = flat_model_for(data, model)
+    arrays = device_data(data)
+    first, last = _run(model.log_density, model.dim, arrays, key, settings,
+                       lambda theta: model.sites(theta, arrays)["gamma"], twice=True)
+    return (_posterior(data, model, arrays, first, seed, settings, settings.fixed_iterations or 0, key_attrs),
+            None if last is None else _posterior(data, model, arrays, last, seed, settings, last.iterations, key_attrs))
