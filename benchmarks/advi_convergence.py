@@ -174,11 +174,13 @@ def main() -> None:
     print(f"\nlargest change of any severity effect: {worst:.4f} (goal 0.02: {'met' if worst <= 0.02 else 'missed'}), "
           f"of the analysed subgroups: {worst_analysed:.4f}; posteriors in {out}")
     timed = table[table["old seconds"].notna()]
+    both_cpu = timed[timed["CPU s"].notna() & timed["old CPU s"].notna()]
+    cpu = (f"; CPU time {both_cpu['CPU s'].sum():.0f} s against {both_cpu['old CPU s'].sum():.0f} s "
+           f"({both_cpu['CPU s'].sum() / both_cpu['old CPU s'].sum():.2f}x)" if len(both_cpu) else "")
     if len(timed):
         print(f"fit time on the {len(timed)} fits timed under both rules: new rule {timed['seconds'].sum():.0f} s "
               f"against the old rule's {timed['old seconds'].sum():.0f} s "
-              f"({timed['seconds'].sum() / timed['old seconds'].sum():.2f}x; CPU time "
-              f"{timed['CPU s'].sum() / timed['old CPU s'].sum():.2f}x where both were recorded); "
+              f"({timed['seconds'].sum() / timed['old seconds'].sum():.2f}x{cpu}); "
               f"iterations {timed['iterations'].sum()} "
               f"against {int(timed['old iterations'].sum())}; the old rule's largest |E[gamma] old - new|: "
               f"{timed['old vs new E[gamma]'].max():.3f}")
