@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import arviz as az
 import jax
@@ -36,6 +36,7 @@ class MeanFieldResult:
     converged: bool
     elbo_iteration: np.ndarray  # iterations at which the ELBO was evaluated
     elbo: np.ndarray  # the ELBO at those iterations
+    rule: dict = field(default_factory=dict)  # the stop rule's own figures, kept in the posterior's attributes
 
 
 def _entropy(log_sd: jnp.ndarray) -> jnp.ndarray:

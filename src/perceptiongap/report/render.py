@@ -309,8 +309,9 @@ def _diagnostics_section(render: _Renderer, results: Results, methods, colours) 
         title = f"{method}: ELBO traces"
         rule = ("Stan's rule: stop when the mean or the median of the last 10 relative changes falls below "
                 "tol_rel_obj; dotted red line: the tolerance" if method == "stan-advi" else
-                "advi's rule: stop when the upper end of the ELBO's trend over the last blocks projects a gain "
-                "below rel_tol x |ELBO|; there the relative change is not what is judged")
+                "advi's rule: stop when the averaged severity effects are stationary (split R-hat of the "
+                "iterates below 1.1) and known to 0.01 on the logit scale (twice their Monte Carlo standard error "
+                "and their change over the last window); the ELBO is not what is judged")
         render(section, f"elbo_{method}", title,
                f"Negative evidence lower bound (top, log scale) and its relative change between evaluations (bottom) "
                f"for every {method} fit, one line per seed (merged-subgroup refits dashed); x marks where the fit "
