@@ -7,7 +7,7 @@ randomness: a *distribution* that differs (which shifts stop iterations systemat
 
     python benchmarks/stan_oracle/stop_distribution.py fit --group gmic --seeds 0-99 --out ours.jsonl
     python benchmarks/stan_oracle/stop_distribution.py inits --group gmic --seeds 0-39 --out INITS \
-        [--driver build/driver_networks --data DATA.json]
+        --data RUN/data/gmic.json --names RUN/fits/gmic/seed0.names [--driver build/driver_networks]
     python benchmarks/stan_oracle/stop_distribution.py fit --group gmic --seeds 0-39 --stan-inits INITS \
         --out ours_from_stan_inits.jsonl
     python benchmarks/stan_oracle/stop_distribution.py compare --group gmic --ours ours.jsonl \
@@ -60,8 +60,11 @@ def stan_initial_point(inits: Path, group: str, seed: int, flat_model) -> np.nda
     path = inits / f"{group}_seed{seed}.npz"
     if not path.exists():
         return None
+    from perceptiongap.model.hierarchical import LATENT_SITES
+
     stored = np.load(path)
-    names = [str(name) for name in stored["parameter_names"]]
+    # Stan's output columns list the parameters, then the transformed ones; the permutation indexes the former.
+    names = [str(name) for name in stored["parameter_names"] if str(name).split(".")[0] in LATENT_SITES]
     shapes = {site: np.shape(value) for site, value in flat_model.unravel(jnp.zeros(flat_model.dim)).items()}
     offsets = np.cumsum([0, *[int(np.prod(shape)) for shape in shapes.values()]])[:-1]
     ids = {site: np.arange(int(np.prod(shape))).reshape(shape) + offset
@@ -152,7 +155,8 @@ def inits(args: argparse.Namespace) -> None:
         first = np.frombuffer(raw, dtype=record, count=1, offset=16 + 8 * n)[0]
         if first["phase"] != 0:
             raise SystemExit(f"error: {trace}: the first record is not the initial point (phase {first['phase']})")
-        names = [name for name in prefix.with_suffix(".names").read_text().split()[3:]]
+        # The driver writes its column names only when it finishes: take them from a finished fit of the group.
+        names = args.names.read_text().split()[3:]
         np.savez(target, permutation=permutation, point=first["point"], parameter_names=np.asarray(names))
         for suffix in (".trace", ".draws", ".log", ".elbo.csv", ".names", ".json"):
             prefix.with_suffix(suffix).unlink(missing_ok=True)
@@ -266,6 +270,8 @@ def main() -> None:
     command.add_argument("--out", type=Path, required=True)
     command.add_argument("--driver", type=Path, default=None, help="Stan's driver (default: build/driver_<model>)")
     command.add_argument("--data", type=Path, required=True, help="the group's data JSON (`oracle.py run` writes it)")
+    command.add_argument("--names", type=Path, required=True,
+                         help="a finished Stan fit's column names for the group (`oracle.py run`: fits/<group>/seed0.names)")
     command = commands.add_parser("compare", help="stop iterations and ELBO increases, ours against Stan's")
     command.add_argument("--group", default="gmic", choices=GROUPS)
     command.add_argument("--ours", type=Path, required=True)
