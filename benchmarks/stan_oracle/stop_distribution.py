@@ -108,8 +108,14 @@ def fit(args: argparse.Namespace) -> None:
             stan_advi._initial_point = original_initial_point if start is None else (
                 lambda *_, point=jnp.asarray(start), **__: point)
             began = time.process_time()
-            result = stan_advi.stan_meanfield_advi(flat.log_density, flat.dim, arrays, keys[seed],
-                                                   stan_advi.StanADVISettings(), saturation=flat.saturation)
+            try:
+                result = stan_advi.stan_meanfield_advi(flat.log_density, flat.dim, arrays, keys[seed],
+                                                       stan_advi.StanADVISettings(), saturation=flat.saturation)
+            except stan_advi.ADVIError as error:  # failed as Stan's ADVI fails: recorded, not compared
+                out.write(json.dumps({"group": args.group, "seed": seed, "failed": str(error)}) + "\n")
+                out.flush()
+                print(f"seed {seed}: failed: {error}", flush=True)
+                continue
             record = {"group": args.group, "seed": seed, "eta": result.eta, "iterations": result.iterations,
                       "start": "stan" if start is not None else "ours",
                       "elbo_iteration": result.elbo_iteration.tolist(), "elbo": result.elbo.tolist(),
@@ -168,6 +174,10 @@ def inits(args: argparse.Namespace) -> None:
 
 def read_ours(path: Path) -> pd.DataFrame:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    failed = [row["seed"] for row in rows if "failed" in row]
+    if failed:
+        print(f"{path}: seeds {failed} failed as Stan's ADVI fails; left out")
+    rows = [row for row in rows if "failed" not in row]
     return pd.DataFrame({row["seed"]: pd.Series(row["elbo"], index=row["elbo_iteration"]) for row in rows}).T
 
 
