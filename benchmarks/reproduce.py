@@ -2,6 +2,7 @@
 
 Usage: python benchmarks/reproduce.py [--inference stan-advi,nuts] [--model release[,label_specific]]
                                       [--advi-seeds 5] [--cluster local:2] [--out DIR]
+                                      [--single-thread-xla] [--compile-cache DIR]
 
 Prints the seconds of each stage (import, fits per method, posterior predictive for all groups,
 analysis, figures and report), wall clock and this process's CPU time (all threads; less sensitive to
@@ -54,7 +55,15 @@ def main() -> None:
     parser.add_argument("--model", default="release")
     parser.add_argument("--cluster", default=None)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--single-thread-xla", action="store_true",
+                        help="one XLA thread per computation (perceptiongap.model.runtime; same numbers)")
+    parser.add_argument("--compile-cache", type=Path, default=None,
+                        help="JAX's persistent compilation cache in this folder (a second run skips the compiles)")
     args = parser.parse_args()
+    if args.single_thread_xla or args.compile_cache is not None:
+        from perceptiongap.model.runtime import configure_jax
+
+        configure_jax(cache_dir=args.compile_cache, single_thread=args.single_thread_xla)
 
     import jax
 
