@@ -58,6 +58,18 @@ def test_plan_writes_table_curves_and_page_and_resumes_a_killed_run(tmp_path, ca
     (["--reps", "1"], "--reps: must be >= 2"),
     (["--model", "observer_slopes"], "--model: must be one of release, label_specific, independent"),
     (["--curve-severity", "3"], "--curve-severity: 3 is not a perturbed severity"),
+    (["--severities", "0,1,3"], "--severities: 3 mm is beyond the effects' largest severity (2 mm"),
+    (["--severities", "0,1;1,2"], "--severities: a severity set needs 0 (the reference) first"),
+    (["--severities", "0,x"], "--severities: expected a severity in mm"),
+    (["--severities", "0,1;0,1"], "--severities: a level is listed twice"),
+    (["--severities", "0,1;0,2"], "--severities: the severity sets share no perturbed severity"),
+    (["--severities", "0,1;0,2", "--curve-severity", "2"], "--curve-severity: 2 is not a perturbed severity"),
+    (["--prevalence", "microcalcifications"], "--prevalence: expected SUBGROUP=SHARE[:MALIGNANT_SHARE]"),
+    (["--prevalence", "mass=0.2"], "--prevalence: subgroup 'mass' is not in the case mix"),
+    (["--prevalence", "microcalcifications=abc"], "--prevalence: expected a share of breasts"),
+    (["--prevalence", "microcalcifications=0.2:2"], "--prevalence: the malignant share of 'microcalcifications'"),
+    (["--prevalence", "microcalcifications=0.7,soft_tissue_lesions=0.4"], "--prevalence: the stated shares of "
+     "breasts add up to 1.1"),
 ])
 def test_bad_options_are_one_line_errors(tmp_path, capsys, extra, message):
     effects = write_effects(tmp_path / "effects.csv")
@@ -67,6 +79,31 @@ def test_bad_options_are_one_line_errors(tmp_path, capsys, extra, message):
     assert not (tmp_path / "plan").exists()
 
 
+@pytest.mark.slow
+def test_severity_sets_and_case_mixes_are_grid_axes_of_the_table_curves_and_comparison(tmp_path, capsys):
+    effects = write_effects(tmp_path / "effects.csv", gamma=(0.0, -0.5, -1.0))
+    out = tmp_path / "plan"
+    code, _, err = run_cli(["plan", "--out", out, "--effects", effects, "--readers", "3", "--exams", "30",
+                            "--reps", "2", "--severities", "0,2;0,1,2",
+                            "--prevalence", "microcalcifications=0.2;microcalcifications=0.4:0.5"], capsys)
+    assert code == 0, err
+    power = pd.read_csv(out / "power.csv")
+    assert tuple(power.columns) == POWER_COLUMNS
+    assert set(power["severity_set"]) == {"0,2", "0,1,2"}
+    # 1 mm only in the second set: 2 criteria x 2 subgroups x 2 designs x 2 mixes x (1 + 2) severities
+    assert len(power) == 48 and set(power.loc[power["severity_set"] == "0,2", "severity_mm"]) == {2.0}
+    mixes = sorted(set(power["prevalence"]))
+    assert len(mixes) == 2 and mixes[0].startswith("microcalcifications=0.2:") and \
+        mixes[1].startswith("microcalcifications=0.4:0.5,soft_tissue_lesions=")
+    comparison = pd.read_csv(out / "design_comparison.csv")
+    assert {"severity_set", "prevalence"} <= set(comparison.columns) and len(comparison) == 12
+    record = json.loads((out / "plan.json").read_text())
+    assert record["severity_sets"] == [[0.0, 2.0], [0.0, 1.0, 2.0]]
+    assert record["prevalence"] == [[["microcalcifications", 0.2, None]], [["microcalcifications", 0.4, 0.5]]]
+    page = (out / "plan.html").read_text()
+    assert "severities 0,1,2 mm" in page and "share of breasts (malignant): m 0.4 (0.5)" in page
+
+
 def test_needs_exactly_one_parameter_source(tmp_path, capsys):
     effects = write_effects(tmp_path / "effects.csv")
     code, _, err = run_cli(["plan", "--out", tmp_path / "plan"], capsys)
@@ -74,7 +111,7 @@ def test_needs_exactly_one_parameter_source(tmp_path, capsys):
     code, _, err = run_cli(["plan", "--out", tmp_path / "p", "--effects", effects, "--from", tmp_path], capsys)
     assert code == 2 and "exactly one of" in err
     code, _, err = run_cli(["plan", "--out", tmp_path / "p", "--from", tmp_path], capsys)
-    assert code == 2 and "no posterior of observer group 'radiologists'" in err
+    assert code == 2 and "no release posterior of observer group 'radiologists'" in err
 
 
 def test_a_second_writer_is_refused_while_another_process_holds_the_folder(tmp_path, capsys):

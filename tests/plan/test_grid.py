@@ -80,3 +80,28 @@ def test_a_grid_on_a_two_worker_local_cluster_equals_the_local_run(tmp_path):
     for cell in cells:
         pd.testing.assert_frame_equal(remote[cell].rejections, local[cell].rejections)
         pd.testing.assert_frame_equal(remote[cell].gamma_sd, local[cell].gamma_sd)
+
+
+def test_power_rises_with_the_prevalence_of_the_tested_subgroup(tmp_path):
+    """The same effect in both subgroups; microcalcifications make up 5 % or 40 % of the breasts.
+    More of its breasts, more information about its gamma: its power rises; soft tissue's share
+    shrinks a little (the rest is scaled down), and its power must not rise with it."""
+    source = effects_from_csv(write_effects(tmp_path / "e.csv", gamma=(0.0, -0.8, -1.6)))
+    mixes = [(("microcalcifications", 0.05, None),), (("microcalcifications", 0.4, None),)]
+    cells = grid_cells([3], [60], ["release"], case_mixes=mixes)
+    assert [cell.name for cell in cells] == ["readers3_exams60_release_prevalence0",
+                                             "readers3_exams60_release_prevalence1"]
+    rows = pd.concat([run_cell(cell, source, _settings(40, seed=5, batch_size=40)).rejections
+                      .assign(share=cell.case_mix[0][1]) for cell in cells])
+    power = rows[rows.criterion == "confidence_drop"].groupby(["subgroup", "share"])["reject"].mean()
+    assert power[("microcalcifications", 0.4)] > power[("microcalcifications", 0.05)] + 0.2, power
+    assert power[("soft_tissue_lesions", 0.4)] <= power[("soft_tissue_lesions", 0.05)] + 0.1, power
+
+
+def test_a_severity_set_level_is_simulated_and_judged_at_its_own_severities(tmp_path):
+    source = effects_from_csv(write_effects(tmp_path / "e.csv", gamma=(0.0, -0.8, -1.6)))
+    (cell,) = grid_cells([3], [30], ["balanced"], severity_sets=[(0.0, 0.5, 2.0)])
+    result = run_cell(cell, source, _settings(2, seed=6, batch_size=2))
+    assert cell.name == "readers3_exams30_balanced_severities0"
+    assert set(result.rejections["severity_mm"]) == {0.5, 2.0}
+    assert set(result.gamma_sd["severity_mm"]) == {0.5, 2.0}

@@ -1,7 +1,8 @@
 """Plan a reader study before running it: simulated power for readers x exams x design.
 
 One module per concept: ``effects`` (a study's parameters, stated in a CSV or drawn from a fitted
-posterior), ``simulate`` (studies from the model, with the designs of ``study design``),
+posterior), ``levels`` (grid axes beyond readers x exams x design: severity sets and case
+mixes), ``simulate`` (studies from the model, with the designs of ``study design``),
 ``laplace`` (many studies of one shape fitted at once), ``power`` (the criteria and power with
 its Monte Carlo error), ``grid`` (the cells, run locally or on Dask, resumable through the stage),
 ``figures`` (power curves, the design comparison, the page). The stage is
@@ -10,6 +11,7 @@ its Monte Carlo error), ``grid`` (the cells, run locally or on Dask, resumable t
 
 from perceptiongap.plan.effects import ParameterSource, effects_from_csv, effects_from_posterior
 from perceptiongap.plan.grid import Cell, GridSettings, grid_cells, run_cell, run_cells
+from perceptiongap.plan.levels import with_case_mix, with_severities
 from perceptiongap.plan.power import CRITERIA, power_table, rejections
 
 __all__ = [
@@ -24,4 +26,6 @@ __all__ = [
     "rejections",
     "run_cell",
     "run_cells",
+    "with_case_mix",
+    "with_severities",
 ]

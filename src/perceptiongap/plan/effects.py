@@ -12,7 +12,9 @@ breasts in each (subgroup, label) class (``prevalence``, rows sum to 1 overall).
 * :func:`effects_from_posterior`: each replication takes one posterior draw (chosen with the
   replication's generator): its b and gamma; its spread of the fitted readers' nu (sd over
   readers, ddof=1) for the new readers; its mean and sd of the fitted breasts' mu per class, so
-  that malignant breasts stay as separable from the others as in the fitted study.
+  that malignant breasts stay as separable from the others as in the fitted study. From a
+  ``label_specific`` posterior also its gamma_label (so its delta); its bias per (subgroup, label)
+  b_label is added to that class's mean bias ``mu_mean`` (``b`` is then 0: the class means carry it).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ __all__ = [
     "ParameterSource",
     "effects_from_csv",
     "effects_from_posterior",
+    "label_effects",
+    "label_weights_of",
     "prevalence_from_cases",
 ]
 
@@ -50,7 +54,9 @@ class ParameterSource:
     ``subgroups`` (G,), ``severity_mm`` (S,), ``prevalence`` (G, 2) shares of breasts by subgroup and
     label (malignant, non-malignant); ``gamma`` (D, S, G) or ``gamma_label`` (D, S, G, 2), ``b``
     (D, G), ``nu_sd`` (D, G), ``mu_mean`` and ``mu_sd`` (D, G, 2): D = 1 for stated effects, the
-    number of posterior draws otherwise (a replication picks one draw).
+    number of posterior draws otherwise (a replication picks one draw). ``delta`` (D, S, G): stated
+    label-specific effects (``label_specific`` with an effects CSV), kept so that a new case mix
+    recomputes ``gamma_label`` (:func:`label_effects`); None otherwise.
     """
 
     subgroups: tuple[str, ...]
@@ -63,6 +69,7 @@ class ParameterSource:
     mu_mean: np.ndarray
     mu_sd: np.ndarray
     origin: str
+    delta: np.ndarray | None = None
 
     @property
     def n_draws(self) -> int:
@@ -82,6 +89,19 @@ class ParameterSource:
 def _prevalence_array(subgroups: tuple[str, ...], mix: dict[tuple[str, str], float]) -> np.ndarray:
     table = np.array([[mix.get((g, label), 0.0) for label in LABELS] for g in subgroups], dtype=float)
     return table / table.sum()
+
+
+def label_weights_of(prevalence: np.ndarray) -> np.ndarray:
+    """(G, 2) share of malignant and non-malignant breasts within each subgroup (an empty subgroup: 0.5 each)."""
+    totals = prevalence.sum(axis=1, keepdims=True)
+    return np.divide(prevalence, totals, out=np.full_like(prevalence, 0.5), where=totals > 0)
+
+
+def label_effects(gamma: np.ndarray, delta: np.ndarray, prevalence: np.ndarray) -> np.ndarray:
+    """gamma_label (D, S, G, 2) = (gamma + w_n delta, gamma - w_m delta) from gamma and delta (D, S, G):
+    breast-weighted mean gamma, malignant minus non-malignant delta; w from ``prevalence`` (G, 2)."""
+    w = label_weights_of(prevalence)
+    return np.stack([gamma + w[:, 1] * delta, gamma - w[:, 0] * delta], axis=-1)
 
 
 def prevalence_from_cases(cases: pd.DataFrame, subgroups: tuple[str, ...]) -> np.ndarray:
@@ -141,25 +161,24 @@ def effects_from_csv(path: str | Path, *, model: str = "release",
     share = _prevalence_array(subgroups, mix)
     pivot = table.pivot(index="severity_mm", columns="subgroup", values="gamma").reindex(columns=subgroups)
     gamma = pivot.fillna(0.0).to_numpy()  # (S, G)
-    gamma_label = None
+    gamma_label = delta = None
     if model == "label_specific":
         delta = table.pivot(index="severity_mm", columns="subgroup", values="delta").reindex(columns=subgroups)
-        delta = delta.fillna(0.0).to_numpy()
-        totals = share.sum(axis=1)
-        w = np.divide(share, totals[:, None], out=np.full_like(share, 0.5), where=totals[:, None] > 0)
-        gamma_label = np.stack([gamma + w[:, 1] * delta, gamma - w[:, 0] * delta], axis=-1)[None]
+        delta = delta.fillna(0.0).to_numpy()[None]
+        gamma_label = label_effects(gamma[None], delta, share)
     n_groups = len(subgroups)
     return ParameterSource(
         subgroups=subgroups, severity_mm=tuple(float(s) for s in severities), prevalence=share,
         gamma=gamma[None], gamma_label=gamma_label, b=None, nu_sd=np.ones((1, n_groups)),
-        mu_mean=np.zeros((1, n_groups, 2)), mu_sd=np.ones((1, n_groups, 2)), origin=str(path),
+        mu_mean=np.zeros((1, n_groups, 2)), mu_sd=np.ones((1, n_groups, 2)), origin=str(path), delta=delta,
     )
 
 
-def effects_from_posterior(posterior, *, source: str = "--from") -> ParameterSource:
+def effects_from_posterior(posterior, *, source: str = "--from", model: str = "release") -> ParameterSource:
     """Parameters from a fitted posterior of the ``release`` layout (b, mu, gamma, nu; see
     :mod:`perceptiongap.analysis.posterior`), its case mix from the posterior's cases. A compact
-    posterior (:mod:`perceptiongap.results.compact`) gives the draws at which it keeps ``mu``."""
+    posterior (:mod:`perceptiongap.results.compact`) gives the draws at which it keeps ``mu``.
+    With ``model="label_specific"`` the posterior must be of that model (b_label, gamma_label)."""
     from perceptiongap.analysis.posterior import draws, posterior_cases, posterior_group
     from perceptiongap.analysis.ppc import PPC_CASE_DRAWS_GROUP
 
@@ -167,6 +186,15 @@ def effects_from_posterior(posterior, *, source: str = "--from") -> ParameterSou
     cases = posterior_cases(posterior, source=source)
     subgroups = tuple(str(s) for s in dataset["subgroup"].values)
     b, gamma, nu = (draws(dataset, name) for name in ("b", "gamma", "nu"))
+    gamma_label = b_label = None
+    if model == "label_specific":
+        missing = [name for name in ("b_label", "gamma_label") if name not in dataset.data_vars]
+        if missing:
+            raise InputError(f"not a label_specific posterior (no {missing[0]!r}); fit with --model label_specific",
+                             source=source)
+        order = [list(map(str, dataset["label"].values)).index(label) for label in LABELS]
+        b_label = draws(dataset, "b_label")[..., order]  # (D, G, 2)
+        gamma_label = draws(dataset, "gamma_label")[..., order]  # (D, S, G, 2)
     if "mu" in dataset.data_vars:
         mu = draws(dataset, "mu")
     elif PPC_CASE_DRAWS_GROUP in posterior.groups():
@@ -174,6 +202,8 @@ def effects_from_posterior(posterior, *, source: str = "--from") -> ParameterSou
         kept = getattr(posterior, PPC_CASE_DRAWS_GROUP)["mu"].transpose("ppc_sample", "case")
         chosen = np.asarray(kept["ppc_sample"].values, dtype=int)
         mu, b, gamma, nu = np.asarray(kept.values, dtype=np.float64), b[chosen], gamma[chosen], nu[chosen]
+        if gamma_label is not None:
+            b_label, gamma_label = b_label[chosen], gamma_label[chosen]
     else:
         raise InputError("the posterior keeps no per-case draws (mu); refit with --keep-all-draws", source=source)
     if nu.shape[1] < 2:
@@ -189,9 +219,12 @@ def effects_from_posterior(posterior, *, source: str = "--from") -> ParameterSou
             if members.sum() >= 2:
                 mu_mean[:, g, k] = mu[:, members].mean(axis=1)
                 mu_sd[:, g, k] = mu[:, members].std(axis=1, ddof=1)
+    if b_label is not None:
+        # The label-specific logit is b_label[g, l] + mu[n] + ...: fold each class's bias into its mean bias.
+        mu_mean, b = mu_mean + b_label, np.zeros_like(b)
     frame = pd.DataFrame({"subgroup": cases.subgroup.astype(str), "label": cases.label.astype(str)})
     return ParameterSource(
         subgroups=subgroups, severity_mm=tuple(float(s) for s in dataset["severity"].values),
-        prevalence=prevalence_from_cases(frame, subgroups), gamma=gamma, gamma_label=None, b=b,
+        prevalence=prevalence_from_cases(frame, subgroups), gamma=gamma, gamma_label=gamma_label, b=b,
         nu_sd=nu.std(axis=1, ddof=1), mu_mean=mu_mean, mu_sd=mu_sd, origin=source,
     )

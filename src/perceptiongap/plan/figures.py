@@ -20,16 +20,19 @@ _CRITERION_TITLES = {
 _EXAM_COLOURS = (OKABE_ITO["blue"], OKABE_ITO["vermillion"], OKABE_ITO["bluish_green"], OKABE_ITO["orange"],
                  OKABE_ITO["reddish_purple"], OKABE_ITO["sky_blue"], OKABE_ITO["black"])
 _DESIGN_LINES = {"balanced": "-", "release": "--"}
+#: The grid's axes beyond readers, exams and design (columns of power.csv).
+_LEVEL_KEYS = ("severity_set", "prevalence")
 
 
 def design_comparison(gamma_sd: pd.DataFrame) -> pd.DataFrame:
-    """Posterior sd of each severity effect, balanced vs release, per (readers, exams, subgroup, severity).
+    """Posterior sd of each severity effect, balanced vs release, per (readers, exams, subgroup, severity),
+    and per severity set and case mix when ``gamma_sd`` has those columns.
 
     ``gamma_sd`` has a row per (readers, exams, design, rep, subgroup, severity_mm). The ratio is
     release over balanced mean sd; its Monte Carlo standard error is the delta method's,
     ratio * sqrt((se_r / m_r)^2 + (se_b / m_b)^2), the two designs' replications being independent.
     """
-    keys = ["readers", "exams", "subgroup", "severity_mm"]
+    keys = [key for key in _LEVEL_KEYS if key in gamma_sd.columns] + ["readers", "exams", "subgroup", "severity_mm"]
     summary = gamma_sd.groupby([*keys, "design"])["gamma_sd"].agg(["mean", "std", "size"]).reset_index()
     summary["se"] = summary["std"] / np.sqrt(summary["size"])
     wide = summary.pivot_table(index=keys, columns="design", values=["mean", "se"])
@@ -44,9 +47,27 @@ def design_comparison(gamma_sd: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
+def _mix_title(label: str) -> str:
+    """``microcalcifications=0.2:0.25,...`` -> ``breasts (malignant): m 20% (25%), ...`` (subgroups by initials)."""
+    parts = []
+    for entry in label.split(","):
+        name, _, shares = entry.partition("=")
+        share, _, malignant = shares.partition(":")
+        parts.append(f"{''.join(word[0] for word in name.split('_'))} {float(share):.3g}"
+                     f" ({float(malignant):.2g})")
+    return "share of breasts (malignant): " + ", ".join(parts)
+
+
+def _level_title(level: tuple, keys: list[str]) -> str:
+    parts = {"severity_set": lambda v: f"severities {v} mm", "prevalence": _mix_title}
+    return "\n".join(parts[key](value) for key, value in zip(keys, level))
+
+
 def power_curves(power: pd.DataFrame, severity_mm: float):
-    """One panel per (criterion, analysed subgroup) at ``severity_mm``: power (with 2 Monte Carlo
-    standard errors) against readers, one line per exam count (colour) and design (line style)."""
+    """One panel per (criterion, grid level, analysed subgroup) at ``severity_mm``: power (with 2
+    Monte Carlo standard errors) against readers, one line per exam count (colour) and design (line
+    style). A grid level is a (severity set, case mix) when ``power`` has more than one of either
+    (one row of panels per criterion and level), else the panels are one per criterion."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -55,13 +76,21 @@ def power_curves(power: pd.DataFrame, severity_mm: float):
     rows = power[np.isclose(power["severity_mm"], severity_mm)]
     criteria = [c for c in _CRITERION_TITLES if c in set(rows["criterion"])]
     subgroups = list(pd.unique(rows["subgroup"]))
-    figure = Figure(figsize=(3.6 * max(len(subgroups), 1), 2.9 * max(len(criteria), 1)), layout="constrained")
-    axes = figure.subplots(max(len(criteria), 1), max(len(subgroups), 1), squeeze=False, sharex=True, sharey=True)
+    keys = [key for key in _LEVEL_KEYS if key in rows.columns and rows[key].nunique() > 1]
+    levels = list(rows.loc[:, keys].drop_duplicates().itertuples(index=False, name=None)) if keys else [()]
+    panels = [(criterion, level) for criterion in criteria for level in levels]
+    figure = Figure(figsize=(3.6 * max(len(subgroups), 1), (2.9 + 0.35 * len(keys)) * max(len(panels), 1)),
+                    layout="constrained")
+    axes = figure.subplots(max(len(panels), 1), max(len(subgroups), 1), squeeze=False, sharex=True, sharey=True)
     exam_counts = sorted(pd.unique(rows["exams"]))
-    for i, criterion in enumerate(criteria):
+    for i, (criterion, level) in enumerate(panels):
+        in_level = np.ones(len(rows), dtype=bool)
+        for key, value in zip(keys, level):
+            in_level &= (rows[key] == value).to_numpy()
         for j, subgroup in enumerate(subgroups):
             axis = axes[i, j]
-            panel = rows[(rows["criterion"] == criterion) & (rows["subgroup"] == subgroup)]
+            panel = rows[in_level & (rows["criterion"] == criterion).to_numpy()
+                         & (rows["subgroup"] == subgroup).to_numpy()]
             for (exams, design), line in panel.groupby(["exams", "design"]):
                 line = line.sort_values("readers")
                 colour = _EXAM_COLOURS[exam_counts.index(exams) % len(_EXAM_COLOURS)]
@@ -71,12 +100,15 @@ def power_curves(power: pd.DataFrame, severity_mm: float):
             axis.set_xticks(sorted(pd.unique(rows["readers"])))
             axis.axhline(0.8, color="0.6", linewidth=0.8, linestyle=":")
             axis.set_ylim(-0.02, 1.02)
-            axis.set_title(f"{subgroup.replace('_', ' ')}\n{_CRITERION_TITLES[criterion]}", fontsize=8)
-            if i == len(criteria) - 1:
+            title = f"{subgroup.replace('_', ' ')}\n{_CRITERION_TITLES[criterion]}"
+            if keys:
+                title += "\n" + _level_title(level, keys)
+            axis.set_title(title, fontsize=7 if keys else 8)
+            if i == len(panels) - 1:
                 axis.set_xlabel("readers")
             if j == 0:
                 axis.set_ylabel(f"power at {severity_mm:g} mm")
-    if criteria and subgroups:
+    if panels and subgroups:
         axes[0, -1].legend(fontsize=7, loc="lower right")
     return figure
 
@@ -110,7 +142,10 @@ tr:nth-child(even){background:#f4f4f4}dt{font-weight:bold}</style></head><body>
 <p>Each grid cell's studies were simulated from the model (METHOD §5) with the designs of
 <code>perceptiongap study design</code>, fitted by the Laplace approximation of the marginal posterior
 (each breast's bias integrated out by adaptive Gauss-Hermite quadrature), and judged by the criteria
-below. Power is the share of replications that reject; ± is its Monte Carlo standard error.</p>
+below. Power is the share of replications that reject; ± is its Monte Carlo standard error.
+The columns <code>severity_set</code> (the severities, mm, the study shows) and <code>prevalence</code>
+(for each analysed subgroup, its share of breasts and, after the colon, the share of those that are
+malignant) name the grid's level; the curves get one row of panels per level when there are several.</p>
 <dl>{% for key, value in settings.items() %}<dt>{{ key }}</dt><dd>{{ value }}</dd>{% endfor %}</dl>
 <h2>Power curves</h2>
 {{ figure | safe }}

@@ -1,10 +1,12 @@
 """The grid of planned studies: its cells, running one, running many (locally or on Dask), resumably.
 
-A cell is (readers, exams, design). Its replications draw from their own random streams,
-``numpy.random.SeedSequence([seed, readers, exams, design index]).spawn(reps)`` (each then split in
-two: the simulated study, and the JAX key of its fit's predictive draws), so a cell's result does
-not depend on which other cells the grid holds, the order they run in, or where they run: a
-cell on a Dask worker gives the same table as in this process.
+A cell is (readers, exams, design), and, when the grid has those axes, a severity set and a case
+mix (:mod:`perceptiongap.plan.levels`; None: the parameter source's own). Its replications draw
+from their own random streams, ``numpy.random.SeedSequence([seed, readers, exams, design index,
+...]).spawn(reps)`` (each then split in two: the simulated study, and the JAX key of its fit's
+predictive draws; the severity set and case mix, when given, enter the entropy by their values),
+so a cell's result does not depend on which other cells the grid holds, the order they run in, or
+where they run: a cell on a Dask worker gives the same table as in this process.
 
 The replications of a cell are simulated, then fitted ``batch_size`` at a time with one
 ``jax.vmap`` (:func:`perceptiongap.plan.laplace.fit_studies`); the last batch is padded with
@@ -17,7 +19,9 @@ dispatch.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -27,22 +31,42 @@ import pandas as pd
 from perceptiongap.engine import TaskStore, run_tasks
 from perceptiongap.plan.effects import ParameterSource
 from perceptiongap.plan.laplace import LaplaceSettings
+from perceptiongap.plan.levels import CaseMix, with_case_mix, with_severities
 from perceptiongap.readers.design import DESIGNS
 
 __all__ = ["Cell", "CellResult", "GridSettings", "grid_cells", "run_cell", "run_cells"]
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Cell:
-    """One planned study: ``readers`` x ``exams`` read with ``design``."""
+    """One planned study: ``readers`` x ``exams`` read with ``design``; the severities (mm) it shows and
+    its case mix when the grid has those axes (``severity_level``, ``case_mix_level``: their positions
+    on the axes, for the cell's file name), else None (the parameter source's)."""
 
     readers: int
     exams: int
     design: str
+    severity_mm: tuple[float, ...] | None = None
+    case_mix: CaseMix | None = None
+    severity_level: int = 0
+    case_mix_level: int = 0
 
     @property
     def name(self) -> str:
-        return f"readers{self.readers}_exams{self.exams}_{self.design}"
+        name = f"readers{self.readers}_exams{self.exams}_{self.design}"
+        if self.severity_mm is not None:
+            name += f"_severities{self.severity_level}"
+        if self.case_mix is not None:
+            name += f"_prevalence{self.case_mix_level}"
+        return name
+
+    def source(self, source: ParameterSource) -> ParameterSource:
+        """``source`` at this cell's severities and case mix."""
+        if self.severity_mm is not None:
+            source = with_severities(source, self.severity_mm)
+        if self.case_mix is not None:
+            source = with_case_mix(source, self.case_mix)
+        return source
 
 
 @dataclass(frozen=True)
@@ -67,13 +91,28 @@ class CellResult:
     gamma_sd: pd.DataFrame
 
 
-def grid_cells(readers: Sequence[int], exams: Sequence[int], designs: Sequence[str]) -> list[Cell]:
-    """Every (readers, exams, design), in that order."""
-    return [Cell(int(r), int(e), str(d)) for r, e, d in itertools.product(readers, exams, designs)]
+def grid_cells(readers: Sequence[int], exams: Sequence[int], designs: Sequence[str],
+               severity_sets: Sequence[Sequence[float]] | None = None,
+               case_mixes: Sequence[CaseMix] | None = None) -> list[Cell]:
+    """Every (severity set, case mix, readers, exams, design), in that order (None: that axis is absent)."""
+    severity_axis = [(0, None)] if severity_sets is None else [
+        (k, tuple(float(s) for s in values)) for k, values in enumerate(severity_sets)]
+    mix_axis = [(0, None)] if case_mixes is None else [(k, tuple(mix)) for k, mix in enumerate(case_mixes)]
+    return [Cell(int(r), int(e), str(d), severity_mm=severities, case_mix=mix, severity_level=k, case_mix_level=j)
+            for (k, severities), (j, mix), r, e, d in itertools.product(severity_axis, mix_axis, readers, exams,
+                                                                         designs)]
+
+
+def _level_entropy(value) -> list[int]:
+    """A grid level's values as seed entropy (empty for an absent axis): the same level, the same streams."""
+    if value is None:
+        return []
+    return [int.from_bytes(hashlib.sha256(json.dumps(value).encode()).digest()[:8], "little")]
 
 
 def _rep_seeds(settings: GridSettings, cell: Cell) -> tuple[list, list]:
-    root = np.random.SeedSequence([settings.seed, cell.readers, cell.exams, DESIGNS.index(cell.design)])
+    root = np.random.SeedSequence([settings.seed, cell.readers, cell.exams, DESIGNS.index(cell.design),
+                                   *_level_entropy(cell.severity_mm), *_level_entropy(cell.case_mix)])
     pairs = [rep.spawn(2) for rep in root.spawn(settings.reps)]
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
@@ -86,6 +125,7 @@ def run_cell(cell: Cell, source: ParameterSource, settings: GridSettings) -> Cel
     from perceptiongap.plan.power import rejections
     from perceptiongap.plan.simulate import simulate_studies
 
+    source = cell.source(source)
     study_seeds, key_seeds = _rep_seeds(settings, cell)
     batch = max(1, min(settings.batch_size, settings.reps))
     columns = [source.subgroups.index(g) for g in settings.analysed]
