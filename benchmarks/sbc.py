@@ -1,7 +1,7 @@
 """Simulation-based calibration of nuts, advi and stan-advi on a small study shaped like the release.
 
 Usage: python benchmarks/sbc.py [--reps 200] [--methods nuts,advi,stan-advi] [--cluster local:2]
-                                [--compare-workers] [--out DIR]
+                                [--compare-workers [--compare-reps N]] [--out DIR]
 
 The study: 60 exams (120 breasts) in 3 subgroups at 5 severities (0, 0.5, 1, 2, 4 mm); a sparse
 reader group (6 readers, each exam read once at a random severity, as the release's reader study)
@@ -15,7 +15,11 @@ Prints per method: replications, seconds, the chi-square p-value of uniform rank
 is below 0.01); writes rank histograms to ``<out>/sbc_<method>.png`` and the ranks to
 ``<out>/<method>/rep<k>.npy`` (finished replications are kept: rerun to resume). With
 ``--compare-workers`` the nuts replications run first on ``local:1`` and then on ``local:2`` (into
-separate folders) and the ratio is printed. Replications run through
+separate folders) and the ratio is printed; with ``--compare-reps N`` only the first N
+replications are timed on both (fresh folders ``compare<N>_one_worker``/``compare<N>_two_workers``),
+then all replications run on ``--cluster``. ``--finished-only`` runs nothing and judges the
+replications already on disk (a partial run; the count is printed). Load averages are printed at the start and end of
+each run, since timings on a shared machine mean little without them. Replications run through
 :func:`perceptiongap.engine.run_tasks`; a Dask worker keeps its compiled NUTS sampler between
 replications of one shape.
 """
@@ -23,6 +27,7 @@ replications of one shape.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -91,8 +96,9 @@ def run(method: str, reps: int, out: Path, cluster: str | None) -> tuple[np.ndar
         print(f"\r{method}: {done}/{reps}", end="", file=sys.stderr, flush=True)
 
     start = time.perf_counter()
+    print(f"{method} on {cluster}: load average at start {os.getloadavg()[0]:.1f}", file=sys.stderr)
     ranks = run_tasks(replications(method, reps), run_replication, store=store, cluster=cluster, on_done=progress)
-    print(file=sys.stderr)
+    print(f"\n{method} on {cluster}: load average at end {os.getloadavg()[0]:.1f}", file=sys.stderr)
     return np.stack(ranks), time.perf_counter() - start
 
 
@@ -123,23 +129,42 @@ def main() -> None:
     parser.add_argument("--methods", default="nuts,advi,stan-advi")
     parser.add_argument("--cluster", default="local:2")
     parser.add_argument("--compare-workers", action="store_true")
+    parser.add_argument("--compare-reps", type=int, default=None,
+                        help="with --compare-workers: time local:1 and local:2 on the first N replications only")
     parser.add_argument("--out", type=Path, default=Path("sbc-results"))
+    parser.add_argument("--finished-only", action="store_true",
+                        help="run nothing: judge the replications (of the first --reps) already on disk")
     args = parser.parse_args()
 
     from perceptiongap.model.sbc import rank_uniformity, verdict
 
     args.out.mkdir(parents=True, exist_ok=True)
     for method in args.methods.split(","):
-        if method == "nuts" and args.compare_workers:
+        if args.finished_only:
+            paths = [args.out / method / f"rep{k}.npy" for k in range(args.reps)]
+            found = [np.load(path) for path in paths if path.is_file()]
+            if not found:
+                print(f"{method}: no finished replications in {args.out / method}")
+                continue
+            ranks, seconds = np.stack(found), float("nan")
+        elif method == "nuts" and args.compare_workers and args.compare_reps:
+            # The ratio on a subset, timed on both clusters in this run, each into a folder of its own.
+            n = min(args.compare_reps, args.reps)
+            _, one = run(method, n, args.out / f"compare{n}_one_worker", "local:1")
+            _, two = run(method, n, args.out / f"compare{n}_two_workers", "local:2")
+            print(f"nuts, first {n} replications: local:1 {one:.1f} s, local:2 {two:.1f} s; speed-up {one / two:.2f}x")
+        elif method == "nuts" and args.compare_workers:
             _, one = run(method, args.reps, args.out / "one_worker", "local:1")
             print(f"nuts, {args.reps} replications on local:1: {one:.1f} s")
-        ranks, seconds = run(method, args.reps, args.out, args.cluster)
-        if method == "nuts" and args.compare_workers:
+        if not args.finished_only:
+            ranks, seconds = run(method, args.reps, args.out, args.cluster)
+        if method == "nuts" and args.compare_workers and not args.compare_reps and not args.finished_only:
             print(f"nuts, {args.reps} replications on {args.cluster}: {seconds:.1f} s; speed-up {one / seconds:.2f}x")
         counts, p_values = rank_uniformity(ranks, N_RANKED)
         judged = verdict(p_values)
         smallest = float(np.min(p_values) * p_values.size)
-        print(f"{method}: {ranks.shape[0]} replications in {seconds:.1f} s on {args.cluster}; "
+        where = "found on disk" if args.finished_only else f"in {seconds:.1f} s on {args.cluster}"
+        print(f"{method}: {ranks.shape[0]} replications {where}; "
               f"chi-square p per gamma[s>0, g] from {np.min(p_values):.4f} to {np.max(p_values):.3f}; "
               f"smallest Bonferroni-corrected {min(smallest, 1.0):.4f}; verdict: {judged}")
         figure = histogram_figure(ranks, counts, p_values, method, judged)

@@ -13,7 +13,7 @@ from perceptiongap.analysis.subgroups import choose_subgroups
 from perceptiongap.engine import TaskStore, parse_cluster, run_tasks
 from perceptiongap.errors import InputError
 from perceptiongap.files import atomic_write_text
-from perceptiongap.model import load_posterior
+from perceptiongap.model import NUTSSettings, build_model_data, fit, load_posterior
 from perceptiongap.results.fitting import fit_study, model_data_for, plan_fits
 from perceptiongap.study import validate_cases, validate_observations
 
@@ -94,3 +94,38 @@ def test_fits_on_a_two_worker_dask_cluster_equal_fits_in_this_process_array_for_
     again = []
     fit_study(data, jobs, tmp_path / "dask", cluster="local:2", on_fit=lambda job, seconds: again.append(seconds))
     assert again == [None] * len(jobs)
+
+
+#: Short chains: the test is about where the fits run, not about their quality.
+DASK_NUTS = NUTSSettings(num_warmup=60, num_samples=40, num_chains=2, log_likelihood=True, evidence=False)
+
+
+def nuts_fit_arrays(task: tuple) -> dict[str, np.ndarray]:
+    """Every array of a small NUTS fit of ``task`` = (model data, seed): the posterior's sites, the
+    sample statistics and the pointwise log-likelihood (a top-level function: Dask pickles it)."""
+    data, seed = task
+    posterior = fit(data, "nuts", seed, settings=DASK_NUTS)
+    arrays = {f"sample_stats.{name}": posterior.sample_stats[name].values for name in posterior.sample_stats.data_vars}
+    arrays.update({name: posterior.posterior[name].values for name in posterior.posterior.data_vars})
+    arrays["log_likelihood"] = posterior.log_likelihood["prediction"].values
+    return arrays
+
+
+@pytest.mark.slow
+def test_nuts_fits_on_a_two_worker_dask_cluster_equal_nuts_fits_in_this_process_array_for_array():
+    observations, cases, _ = simulate_study(seed=5, n_exams=20)
+    observations = validate_observations(observations)
+    groups = {group: build_model_data(observations, cases, group) for group in ("readers", "networks")}
+    tasks = [(groups[group], seed) for group in ("readers", "networks") for seed in (0, 1)]
+    here = run_tasks(tasks, nuts_fit_arrays)
+    ran = []
+    on_dask = run_tasks(tasks, nuts_fit_arrays, cluster="local:2", on_done=lambda task, seconds: ran.append(seconds))
+
+    assert len(ran) == len(tasks) and all(seconds is not None for seconds in ran)
+    for local, remote in zip(here, on_dask, strict=True):
+        assert local.keys() == remote.keys()
+        for name in local:
+            assert local[name].dtype == remote[name].dtype, name  # same precision on the workers
+            np.testing.assert_array_equal(local[name], remote[name], err_msg=name)
+    # Different seeds and groups really are different fits (the comparison is not of constants).
+    assert not np.array_equal(here[0]["gamma"], here[1]["gamma"])

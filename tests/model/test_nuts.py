@@ -3,6 +3,7 @@ parallel when it was given the devices (and one after another, with a warning, w
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import subprocess
@@ -99,3 +100,34 @@ def test_asking_for_devices_after_jax_started_says_it_is_too_late(caplog):
     assert jax.local_device_count() == have
     with pytest.raises(ValueError):
         use_host_devices(0)
+
+
+@pytest.mark.slow
+def test_the_compiled_chain_draws_what_numpyros_mcmc_run_draws():
+    """fit_nuts runs NumPyro's NUTS kernel in its own compiled loop (compiled once per shape, where
+    MCMC.run compiles its loop again every run). Same kernel, keys and transitions: in double
+    precision the draws agree with MCMC.run's to rounding (in single precision, rounding differences
+    of the two compiled loops grow along the chain, so the comparison is made in float64)."""
+    from numpyro.infer import MCMC, NUTS
+
+    from perceptiongap.model.density import device_data
+    from perceptiongap.model.hierarchical import numpyro_model
+
+    data = small_group()
+    with jax.enable_x64(True):
+        ours = fit_nuts(data, seed=7, settings=TINY_NUTS)
+        mcmc = MCMC(NUTS(numpyro_model("release")), num_warmup=TINY_NUTS.num_warmup,
+                    num_samples=TINY_NUTS.num_samples, num_chains=2, chain_method="sequential",
+                    progress_bar=False, jit_model_args=True)
+        mcmc.run(jax.random.PRNGKey(7), **device_data(data), extra_fields=("num_steps",))
+        reference = mcmc.get_samples(group_by_chain=True)
+        n_steps = np.asarray(mcmc.get_extra_fields(group_by_chain=True)["num_steps"])
+    for site in ("b", "mu", "nu", "gamma"):
+        assert ours.posterior[site].values.dtype == np.float64
+        np.testing.assert_allclose(ours.posterior[site].values, np.asarray(reference[site]), rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(ours.sample_stats["n_steps"].values, n_steps)
+    # A second fit on other data of the same shapes reuses the compiled chain and still follows the data.
+    other = dataclasses.replace(data, prediction=1.0 - data.prediction)
+    with jax.enable_x64(True):
+        flipped = fit_nuts(other, seed=7, settings=TINY_NUTS)
+    assert np.mean(flipped.posterior["b"].values) < np.mean(ours.posterior["b"].values)
