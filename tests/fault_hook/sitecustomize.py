@@ -25,6 +25,10 @@ _spec = os.environ.get("PERCEPTIONGAP_FAULT")
 _owner = os.environ.setdefault("PERCEPTIONGAP_FAULT_OWNER", str(os.getpid())) if _spec else None
 
 if _spec and _owner == str(os.getpid()):
+    # Ctrl-C as from a terminal: a process inherits an ignored SIGINT from its parent (some test runner
+    # processes ignore it), and Python then installs no KeyboardInterrupt handler of its own.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     _fault = json.loads(_spec)
     _pattern = re.compile(_fault.get("match", ""))
     _calls = 0
